@@ -1,0 +1,1 @@
+"""Example routines for workpath (run by the test suite)."""

@@ -1,0 +1,226 @@
+"""Runs: the records the dispatcher keeps, and the status view of them.
+
+A :class:`Run` is one requested execution of a routine ID. Retries and
+re-dispatches after a lost worker are new *attempts* of the same run. The record
+is mutable and owned by the dispatcher; stores and APIs read it through
+:class:`RunStatus`, the shape of a Routine's ``status`` (and of the local API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import enum
+import uuid
+from typing import Any
+
+import pydantic
+
+from workpath import directives
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+
+
+class Retries(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        alias_generator=directives.wire_name, validate_by_name=True, frozen=True, extra="forbid"
+    )
+
+    limit: int = pydantic.Field(default=0, ge=0)
+    backoff_seconds: float = pydantic.Field(default=5.0, ge=0)
+
+
+class RunSpec(pydantic.BaseModel):
+    """What is asked for: the ``spec`` of a Routine, and the body of ``POST /v1/runs``."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=directives.wire_name,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        extra="forbid",
+    )
+
+    routine_id: directives.RoutineID = pydantic.Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=253
+    )
+    params: dict[str, Any] = {}
+    pool: str | None = None
+    priority: int = 0
+    timeout_seconds: float | None = pydantic.Field(default=None, gt=0)
+    retries: Retries = Retries()
+    ttl_seconds_after_finished: int | None = pydantic.Field(default=None, ge=0)
+
+
+def new_run_id() -> directives.RunID:
+    return directives.RunID(str(uuid.uuid4()))
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Run:
+    """One run, as the dispatcher tracks it. Mutated only by the dispatcher."""
+
+    run_id: directives.RunID
+    spec: RunSpec
+    created_at: datetime.datetime
+    #: Where the run came from, opaque to the dispatcher (a Routine's namespace/name).
+    key: str | None = None
+    parent_run_id: directives.RunID | None = None
+    root_run_id: directives.RunID | None = None
+    #: The requesting worker's ID for this child run, and the parent attempt that asked.
+    request_id: directives.RequestID | None = None
+    parent_attempt: int = 0
+
+    phase: Phase = Phase.PENDING
+    attempt: int = 0
+    failures: int = 0
+    worker: directives.WorkerID | None = None
+    started_at: datetime.datetime | None = None
+    completed_at: datetime.datetime | None = None
+    result: Any = None
+    error: directives.ErrorInfo | None = None
+    #: Why the run is in its phase, for conditions and events (Queued, Started, Retrying...).
+    reason: str = "Queued"
+    message: str = ""
+
+    # sub-routines: children by the parent's requestID, and counters.
+    children: dict[directives.RequestID, Run] | None = None
+    children_total: int = 0
+    children_succeeded: int = 0
+    children_failed: int = 0
+    children_running: int = 0
+    #: Unfinished children; while > 0 the run lends its slot to its children.
+    waiting: int = 0
+
+    # dispatcher bookkeeping
+    seq: int = 0
+    queued: bool = False
+    holds_slot: bool = False
+    queued_at: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def routine_id(self) -> directives.RoutineID:
+        return self.spec.routine_id
+
+    @property
+    def run_time(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+    @property
+    def round_trip_time(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.created_at).total_seconds()
+
+    def status(self) -> RunStatus:
+        return RunStatus(
+            phase=self.phase,
+            run_id=self.run_id,
+            routine_id=self.spec.routine_id,
+            attempt=self.attempt,
+            worker=self.worker,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            run_time_seconds=self.run_time,
+            round_trip_seconds=self.round_trip_time,
+            result=self.result,
+            error=self.error,
+            parent_run_id=self.parent_run_id,
+            reason=self.reason,
+            message=self.message,
+            subroutines=Subroutines(
+                total=self.children_total,
+                succeeded=self.children_succeeded,
+                failed=self.children_failed,
+                running=self.children_running,
+            )
+            if self.children_total
+            else None,
+        )
+
+
+class Subroutines(pydantic.BaseModel):
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+
+
+class RunStatus(pydantic.BaseModel):
+    """A run as users see it: the Routine's ``status`` and the local API's answer."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=directives.wire_name, validate_by_name=True, serialize_by_alias=True
+    )
+
+    phase: Phase
+    run_id: directives.RunID
+    routine_id: directives.RoutineID
+    attempt: int = 0
+    worker: str | None = None
+    created_at: datetime.datetime
+    started_at: datetime.datetime | None = None
+    completed_at: datetime.datetime | None = None
+    run_time_seconds: float | None = None
+    round_trip_seconds: float | None = None
+    result: Any = None
+    error: directives.ErrorInfo | None = None
+    parent_run_id: directives.RunID | None = None
+    subroutines: Subroutines | None = None
+    reason: str = ""
+    message: str = ""
+
+
+def from_status(
+    spec: RunSpec,
+    status: RunStatus,
+    *,
+    key: str | None = None,
+    root_run_id: directives.RunID | None = None,
+    request_id: directives.RequestID | None = None,
+    parent_attempt: int = 0,
+) -> Run:
+    """Rebuild a run from what a store kept (after a restart)."""
+    subroutines = status.subroutines or Subroutines()
+    return Run(
+        run_id=status.run_id,
+        spec=spec,
+        created_at=status.created_at,
+        key=key,
+        parent_run_id=status.parent_run_id,
+        root_run_id=root_run_id,
+        request_id=request_id,
+        parent_attempt=parent_attempt,
+        phase=status.phase,
+        attempt=status.attempt,
+        worker=directives.WorkerID(status.worker) if status.worker else None,
+        started_at=status.started_at,
+        completed_at=status.completed_at,
+        result=status.result,
+        error=status.error,
+        reason=status.reason,
+        message=status.message,
+        children_total=subroutines.total,
+        children_succeeded=subroutines.succeeded,
+        children_failed=subroutines.failed,
+        children_running=subroutines.running,
+    )

@@ -1,0 +1,1 @@
+"""The workpath test suite."""

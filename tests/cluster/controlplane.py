@@ -1,0 +1,387 @@
+"""A real Kubernetes control plane as local processes: etcd, kube-apiserver, kube-controller-manager.
+
+>>> with Cluster.start() as cluster:
+...     cluster.kubectl("get", "namespaces")
+
+Everything lives in one temporary directory (logs, keys, kubeconfig, etcd data) that :meth:`Cluster.stop`
+removes. The project's CRDs are installed before the controller-manager starts, so that its garbage collector
+knows their types from the beginning (it rediscovers new types only every ~30 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import types
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from typing import Any, Self
+
+import kubernetes.client
+import yaml
+
+from tests.cluster import builds, credentials, errors, lookups, processes, responses, waiting
+
+logger = logging.getLogger(__name__)
+
+CRDS_DIR = builds.HERE.parent.parent / "crds"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
+STOP_TIMEOUT = 10.0
+"""Seconds between SIGTERM and SIGKILL when the control plane stops."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+
+    @classmethod
+    def pick(cls) -> _Ports:
+        return cls(processes.free_port(), processes.free_port(), processes.free_port())
+
+
+class Cluster:
+    """A running control plane. Create it with :meth:`start`; stop it with :meth:`stop` (or ``with``)."""
+
+    def __init__(self, *, binaries: builds.Binaries, workdir: pathlib.Path, ports: _Ports) -> None:
+        self.binaries = binaries
+        self.workdir = workdir
+        self.ports = ports
+        self.server = f"https://127.0.0.1:{ports.apiserver}"
+        self.kubeconfig = workdir / "kubeconfig"
+        self.ca_file = workdir / "pki" / "apiserver" / "apiserver.crt"
+        """The apiserver's self-signed serving certificate (with its CA); trust it to talk to the server."""
+        self.admin = credentials.Identity(user="workpath-admin", groups=("system:masters",))
+        self.boot_seconds: float | None = None
+        self._processes: dict[str, processes.ManagedProcess] = {}
+        self._stopped = False
+
+    # -- starting and stopping --------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        binaries: builds.Binaries | None = None,
+        crds: Iterable[pathlib.Path] | None = None,
+        workdir_parent: pathlib.Path | None = None,
+        timeout: float = 60.0,
+        attempts: int = 3,
+    ) -> Cluster:
+        """Start etcd, kube-apiserver and kube-controller-manager; return once all are ready.
+
+        ``crds``: CRD manifests to install before the controllers start (default: every file in ``crds/``).
+        A start that loses a race for its free ports is retried, up to ``attempts`` times in all.
+        """
+        found = binaries or builds.Binaries.find()
+        crd_paths = sorted(CRDS_DIR.glob("*.yaml")) if crds is None else list(crds)
+        for attempt in range(1, attempts + 1):
+            workdir = pathlib.Path(tempfile.mkdtemp(prefix="workpath-cluster-", dir=workdir_parent))
+            cluster = cls(binaries=found, workdir=workdir, ports=_Ports.pick())
+            try:
+                cluster._boot(crd_paths=crd_paths, timeout=timeout)
+            except errors.StartupError as e:
+                cluster.stop()
+                if not e.port_conflict or attempt == attempts:
+                    raise
+                logger.warning("Control plane lost a race for its ports; retrying (%s).", e)
+            except BaseException:
+                cluster.stop()
+                raise
+            else:
+                return cluster
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _boot(self, *, crd_paths: Sequence[pathlib.Path], timeout: float) -> None:
+        started = time.monotonic()
+        deadline = started + timeout
+        pki = self.workdir / "pki"
+        pki.mkdir()
+        service_account_key = pki / "service-account.key"
+        service_account_public_key = pki / "service-account.pub"
+        credentials.write_service_account_keys(service_account_key, service_account_public_key)
+        controller_manager = credentials.Identity(user="system:kube-controller-manager", groups=("system:masters",))
+        credentials.write_token_file(pki / "tokens.csv", [self.admin, controller_manager])
+        credentials.write_kubeconfig(self.kubeconfig, server=self.server, ca_file=self.ca_file, identity=self.admin)
+        controller_manager_kubeconfig = self.workdir / "kube-controller-manager.kubeconfig"
+        credentials.write_kubeconfig(
+            controller_manager_kubeconfig, server=self.server, ca_file=self.ca_file, identity=controller_manager
+        )
+
+        etcd = self._start_process("etcd", self._etcd_argv())
+        waiting.wait_for(
+            lambda: etcd.raise_if_exited() or _http_ok(f"http://127.0.0.1:{self.ports.etcd_client}/health"),
+            timeout=deadline - time.monotonic(),
+            what=f"etcd to be healthy (log: {etcd.log_path})",
+            ignore=(OSError,),
+        )
+
+        apiserver = self._start_process(
+            "kube-apiserver",
+            self._apiserver_argv(
+                service_account_key=service_account_key, service_account_public_key=service_account_public_key, pki=pki
+            ),
+        )
+        waiting.wait_for(
+            lambda: apiserver.raise_if_exited() or self._apiserver_ready(),
+            timeout=deadline - time.monotonic(),
+            what=f"kube-apiserver /readyz (log: {apiserver.log_path})",
+            ignore=(OSError, ssl.SSLError),
+        )
+
+        with self.api() as api:
+            self.install_crds(crd_paths, api=api, timeout=deadline - time.monotonic())
+            manager = self._start_process(
+                "kube-controller-manager",
+                self._controller_manager_argv(
+                    kubeconfig=controller_manager_kubeconfig, service_account_key=service_account_key
+                ),
+            )
+            # Proof that the controllers run: the ServiceAccount controller and the root-CA publisher act.
+            core = kubernetes.client.CoreV1Api(api)
+            waiting.wait_for(
+                lambda: (
+                    manager.raise_if_exited()
+                    or (
+                        lookups.exists(core.read_namespaced_service_account, "default", "default")
+                        and lookups.exists(core.read_namespaced_config_map, "kube-root-ca.crt", "default")
+                    )
+                ),
+                timeout=deadline - time.monotonic(),
+                what=f"kube-controller-manager to run its controllers (log: {manager.log_path})",
+            )
+        self.boot_seconds = time.monotonic() - started
+        logger.info("Control plane %s ready at %s in %.1f s.", self.binaries.version, self.server, self.boot_seconds)
+
+    def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop every process (SIGTERM, SIGKILL after ``timeout``) and remove the working directory."""
+        if self._stopped:
+            return
+        self._stopped = True
+        # In reverse order of start: an apiserver whose etcd is gone takes its full timeout to give up.
+        for process in reversed(self._processes.values()):
+            processes.stop_all([process], timeout=timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _start_process(self, name: str, argv: Sequence[str]) -> processes.ManagedProcess:
+        process = processes.ManagedProcess.start(name, argv, log_path=self.workdir / "logs" / f"{name}.log")
+        self._processes[name] = process
+        return process
+
+    def _etcd_argv(self) -> list[str]:
+        client = f"http://127.0.0.1:{self.ports.etcd_client}"
+        peer = f"http://127.0.0.1:{self.ports.etcd_peer}"
+        return [
+            str(self.binaries.etcd),
+            "--name=workpath",
+            f"--data-dir={self.workdir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=workpath={peer}",
+            "--logger=zap",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_argv(
+        self, *, service_account_key: pathlib.Path, service_account_public_key: pathlib.Path, pki: pathlib.Path
+    ) -> list[str]:
+        return [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.ports.apiserver}",
+            f"--cert-dir={self.ca_file.parent}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={service_account_public_key}",
+            f"--service-account-signing-key-file={service_account_key}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            # The endpoint reconciler cannot publish a loopback address for the `kubernetes` Service.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_argv(self, *, kubeconfig: pathlib.Path, service_account_key: pathlib.Path) -> list[str]:
+        return [
+            str(self.binaries.kube_controller_manager),
+            f"--kubeconfig={kubeconfig}",
+            "--secure-port=0",  # Not served: readiness is proven by what the controllers do.
+            "--controllers=*",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={service_account_key}",
+            f"--root-ca-file={self.ca_file}",
+            "--profiling=false",
+        ]
+
+    def _apiserver_ready(self) -> bool:
+        if not self.ca_file.exists():
+            return False
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return _http_ok(f"{self.server}/readyz", ssl_context=context, token=self.admin.token)
+
+    # -- using it -----------------------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        """The admin's bearer token (group ``system:masters``)."""
+        return self.admin.token
+
+    def logs(self, component: str) -> pathlib.Path:
+        """The log file of ``etcd``, ``kube-apiserver`` or ``kube-controller-manager``."""
+        return self._processes[component].log_path
+
+    def check_alive(self) -> None:
+        """Raise :class:`StartupError` (with the log's tail) if a control-plane process has died."""
+        for process in self._processes.values():
+            process.raise_if_exited(during="while the cluster was in use")
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point clients (kubectl, kopf, helm) at this cluster."""
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the project's kubectl against this cluster; raise with its stderr if ``check`` and it fails."""
+        argv = [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        done = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False, env=self._client_env()
+        )
+        if check and done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+        return done
+
+    def _client_env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("KUBE")}
+        return env | self.env()
+
+    def configuration(self) -> kubernetes.client.Configuration:
+        """A fresh client configuration for the admin (not the client library's global default)."""
+        configuration = kubernetes.client.Configuration()
+        configuration.host = self.server
+        configuration.ssl_ca_cert = str(self.ca_file)
+        configuration.api_key = {"BearerToken": self.admin.token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        return configuration
+
+    def api(self) -> kubernetes.client.ApiClient:
+        """A new synchronous API client for the admin; close it (``with cluster.api() as api: ...``)."""
+        return kubernetes.client.ApiClient(self.configuration())
+
+    def install_crds(
+        self,
+        paths: Iterable[pathlib.Path],
+        *,
+        api: kubernetes.client.ApiClient | None = None,
+        timeout: float = 30.0,
+    ) -> list[str]:
+        """Create (or replace) the CRDs in ``paths`` and wait until each is Established; return their names."""
+        with contextlib.ExitStack() as stack:
+            client = api or stack.enter_context(self.api())
+            extensions = kubernetes.client.ApiextensionsV1Api(client)
+            names = [_apply_crd(extensions, manifest) for path in paths for manifest in _load_manifests(path)]
+            for name in names:
+                waiting.wait_for(
+                    lambda name=name: _crd_established(extensions, name),  # type: ignore[misc]
+                    timeout=timeout,
+                    what=f"CRD {name} to be Established",
+                )
+            return names
+
+    def create_namespace(
+        self, prefix: str = "test", *, labels: dict[str, str] | None = None, timeout: float = 30.0
+    ) -> str:
+        """Create a namespace with a unique name, wait for its ``default`` ServiceAccount, return its name.
+
+        Pods cannot be created in a namespace before the ServiceAccount controller made that account.
+        """
+        name = _dns_label(prefix, suffix=secrets.token_hex(3))
+        with self.api() as api:
+            core = kubernetes.client.CoreV1Api(api)
+            core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+            waiting.wait_for(
+                lambda: lookups.exists(core.read_namespaced_service_account, "default", name),
+                timeout=timeout,
+                what=f"the default ServiceAccount of namespace {name}",
+            )
+        return name
+
+    def delete_namespace(self, name: str, *, wait: bool = False, timeout: float = 60.0) -> None:
+        """Delete a namespace (and so everything in it); with ``wait``, until it is gone."""
+        with self.api() as api:
+            core = kubernetes.client.CoreV1Api(api)
+            with contextlib.suppress(kubernetes.client.ApiException):  # Already gone is fine.
+                core.delete_namespace(name)
+            if wait:
+                waiting.wait_for(
+                    lambda: lookups.is_gone(core.read_namespace, name),
+                    timeout=timeout,
+                    what=f"namespace {name} to be deleted",
+                )
+
+
+def _http_ok(url: str, *, ssl_context: ssl.SSLContext | None = None, token: str | None = None) -> bool:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=2, context=ssl_context) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False  # Up, but not ready (e.g. /readyz answers 500 while post-start hooks run).
+
+
+def _load_manifests(path: pathlib.Path) -> list[dict[str, Any]]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def _apply_crd(extensions: kubernetes.client.ApiextensionsV1Api, manifest: dict[str, Any]) -> str:
+    name: str = manifest["metadata"]["name"]
+    try:
+        responses.discard(extensions.create_custom_resource_definition(manifest, _preload_content=False))
+    except kubernetes.client.ApiException as e:
+        if e.status != 409:
+            raise errors.StartupError(f"The API server refused CRD {name}: {e.body}") from e
+        current = extensions.read_custom_resource_definition(name)
+        manifest = manifest | {
+            "metadata": manifest["metadata"] | {"resourceVersion": current.metadata.resource_version}
+        }
+        responses.discard(extensions.replace_custom_resource_definition(name, manifest, _preload_content=False))
+    return name
+
+
+def _crd_established(extensions: kubernetes.client.ApiextensionsV1Api, name: str) -> bool:
+    crd = extensions.read_custom_resource_definition_status(name)
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+def _dns_label(prefix: str, *, suffix: str) -> str:
+    """``prefix-suffix`` made into a valid DNS label (lowercase alphanumerics and '-', at most 63 chars)."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-") or "test"
+    return f"{cleaned[: 62 - len(suffix)].rstrip('-')}-{suffix}"

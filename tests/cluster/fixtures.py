@@ -1,0 +1,66 @@
+"""The pytest plugin of the k8s test tier: a real control plane and a process-kubelet, started on demand.
+
+Enable it in ``tests/conftest.py`` with ``pytest_plugins = ["tests.cluster.fixtures"]``. Nothing starts unless a
+test asks for a fixture. Without the binaries, the tests are skipped, or fail when ``$CI`` is set.
+
+    @pytest.mark.k8s
+    def test_something(k8s_cluster, k8s_namespace, process_kubelet):
+        k8s_cluster.kubectl("-n", k8s_namespace, "create", "deployment", "web", "--image=x", "--", "sleep", "60")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import kubernetes.client
+import pytest
+
+from tests.cluster import builds, controlplane, errors, kubelet
+
+NODE_NAMES = ("process-node-1", "process-node-2")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def k8s_binaries() -> builds.Binaries:
+    """The control-plane binaries built by ``tests/cluster/build.sh``."""
+    try:
+        return builds.Binaries.find()
+    except errors.BinariesMissingError as e:
+        if _in_ci():
+            pytest.fail(str(e), pytrace=False)
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(k8s_binaries: builds.Binaries) -> Iterator[controlplane.Cluster]:
+    """etcd + kube-apiserver + kube-controller-manager with the project's CRDs installed, for the session."""
+    with controlplane.Cluster.start(binaries=k8s_binaries) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def process_kubelet(k8s_cluster: controlplane.Cluster) -> Iterator[kubelet.ProcessKubelet]:
+    """Two Ready nodes whose pods run as local processes (and which schedule pending pods), for the session."""
+    with kubelet.ProcessKubelet.start(k8s_cluster, node_names=NODE_NAMES) as running:
+        yield running
+
+
+@pytest.fixture
+def k8s_namespace(k8s_cluster: controlplane.Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new namespace named after the test, deleted (with everything in it) after the test."""
+    k8s_cluster.check_alive()
+    name = k8s_cluster.create_namespace(prefix=request.node.name[:40])
+    yield name
+    k8s_cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def k8s_api(k8s_cluster: controlplane.Cluster) -> Iterator[kubernetes.client.ApiClient]:
+    """An admin API client (the synchronous ``kubernetes`` library) for the test."""
+    with k8s_cluster.api() as api:
+        yield api

@@ -1,0 +1,56 @@
+"""Flow 2: sub-routines requested by a running routine are delegated and their results forwarded."""
+
+from __future__ import annotations
+
+from tests.integration import fleets
+from tests.integration.conftest import connected, finished, submit
+from workpath_operator import runs, serving
+
+
+async def test_fan_out_results_come_back_to_the_requesting_routine(
+    service: serving.DirectiveService, fleet: fleets.WorkerFleet
+) -> None:
+    await fleet.spawn("w-1", slots=2)
+    await fleet.spawn("w-2", slots=2)
+    await connected(service, "w-1", "w-2")
+    parent = submit(service, "test.fanout", n=6)
+    done = await finished(service, parent)
+    assert done.phase is runs.Phase.SUCCEEDED, done.error
+    assert done.result == {"squares": [0, 1, 4, 9, 16, 25], "sum": 55}
+    assert (done.children_total, done.children_succeeded, done.children_failed) == (6, 6, 0)
+    assert done.children is not None
+    children = list(done.children.values())
+    assert all(c.parent_run_id == parent.run_id and c.phase is runs.Phase.SUCCEEDED for c in children)
+    assert {c.worker for c in children} == {"w-1", "w-2"}  # delegated to other workers too
+
+
+async def test_a_three_deep_chain_runs_on_a_single_slot(
+    service: serving.DirectiveService, fleet: fleets.WorkerFleet
+) -> None:
+    await fleet.spawn("solo", slots=1)
+    await connected(service, "solo")
+    top = submit(service, "test.chain", depth=3)
+    done = await finished(service, top, timeout=20)
+    assert done.phase is runs.Phase.SUCCEEDED, done.error
+    chain = done.result
+    assert isinstance(chain, list) and len(chain) == 3 and chain[0] == top.run_id
+    child = service.dispatcher.get(chain[1])
+    grandchild = service.dispatcher.get(chain[2])
+    assert child is not None and grandchild is not None
+    assert child.parent_run_id == top.run_id and grandchild.parent_run_id == child.run_id
+    assert grandchild.root_run_id == top.run_id
+    assert {top.worker, child.worker, grandchild.worker} == {"solo"}
+
+
+async def test_a_failed_sub_routine_raises_in_the_parent(
+    service: serving.DirectiveService, fleet: fleets.WorkerFleet
+) -> None:
+    await fleet.spawn("w-1", slots=2)
+    await connected(service, "w-1")
+    done = await finished(service, submit(service, "test.fanout", n=-1))
+    assert done.phase is runs.Phase.SUCCEEDED  # n=-1: no children, sanity check of the routine
+    done = await finished(service, submit(service, "test.call_failing"))
+    assert done.phase is runs.Phase.FAILED
+    assert done.error is not None
+    assert done.error.type == "RoutineFailedError"
+    assert "this input can never work" in done.error.message

@@ -1,0 +1,335 @@
+"""The directive protocol between workers and the directive service.
+
+Every message is one JSON text frame ``{"payloadKey": str, "payload": object}``.
+Each payloadKey has one payload model here; both sides import these models and
+nothing else builds directive dicts by hand.
+
+Names say the direction: models a worker sends are accepted by
+:func:`decode_from_worker`, models the service sends by :func:`decode_from_service`.
+Three payloads travel both ways: a worker reports ``starting`` / ``completed`` /
+``failed`` for its own runs, and the service forwards the same payloads, tagged
+with the requester's ``requestID``, to a worker that asked for a sub-routine.
+
+Decoding goes straight from the frame text into a model through a discriminated
+union (one parse, no intermediate dicts); a bad frame raises
+:class:`~workpath.errors.DirectiveError` with a code the service puts in ``v1.error``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, NewType, TypeVar, Union
+
+import pydantic
+import pydantic.alias_generators
+
+from workpath import errors
+
+PROTOCOL_VERSION = "v1"
+
+RunID = NewType("RunID", str)
+WorkerID = NewType("WorkerID", str)
+RoutineID = NewType("RoutineID", str)
+RequestID = NewType("RequestID", str)
+
+WorkerStatus = Literal["idle", "busy", "draining"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+# Error codes carried by ``v1.error``.
+BAD_JSON = "bad_json"
+BAD_ENVELOPE = "bad_envelope"
+UNKNOWN_DIRECTIVE = "unknown_directive"
+INVALID_PAYLOAD = "invalid_payload"
+FRAME_TOO_LARGE = "frame_too_large"
+NOT_READY = "not_ready"
+DUPLICATE_READY = "duplicate_ready"
+UNKNOWN_RUN = "unknown_run"
+STALE_ATTEMPT = "stale_attempt"
+RATE_LIMITED = "rate_limited"
+RESULT_TOO_LARGE = "result_too_large"
+
+
+def wire_name(name: str) -> str:
+    """``parent_run_id`` -> ``parentRunID``: camelCase, with ``ID`` spelled as in the protocol."""
+    camel = pydantic.alias_generators.to_camel(name)
+    return camel[:-2] + "ID" if camel.endswith("Id") else camel
+
+
+class Payload(pydantic.BaseModel):
+    """Base of all payloads: camelCase on the wire, snake_case in Python."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=wire_name,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+    )
+
+    KEY: ClassVar[str]
+    _prefix: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        key = cls.__dict__.get("KEY")
+        if key is not None:
+            cls._prefix = f'{{"payloadKey":"{key}","payload":'
+
+
+class ErrorInfo(Payload):
+    """A failure as it crosses the wire."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    delay: float | None = pydantic.Field(default=None, ge=0)
+    """For a retryable failure: seconds to wait before the retry, instead of the run's backoff
+    (``TemporaryError(delay=...)``)."""
+
+
+class HeldRun(Payload):
+    """A run a worker still holds (running, or finished and not yet confirmed)."""
+
+    run_id: RunID
+    attempt: int
+
+
+# ----------------------------------------------------------------------------
+# worker -> service
+
+
+class Ready(Payload):
+    """``v1.ready``: the first directive on every connection."""
+
+    KEY: ClassVar[str] = "v1.ready"
+    worker_id: WorkerID = pydantic.Field(min_length=1, max_length=253)
+    pool: str = "default"
+    routines: list[str] = pydantic.Field(min_length=1)
+    slots: int = pydantic.Field(ge=1, le=10_000)
+    running: list[HeldRun] = []
+    version: str = PROTOCOL_VERSION
+
+
+class GivePulse(Payload):
+    """``v1.heartbeat.give_pulse``: the answer to a pulse check, or (``id`` None) a status change."""
+
+    KEY: ClassVar[str] = "v1.heartbeat.give_pulse"
+    id: int | None = None
+    status: WorkerStatus = "idle"
+    running: list[RunID] = []
+
+
+class Log(Payload):
+    """``v1.log``: a log line written by a routine."""
+
+    KEY: ClassVar[str] = "v1.log"
+    run_id: RunID
+    level: LogLevel = "info"
+    message: str
+    time: datetime.datetime
+    fields: dict[str, Any] = {}
+
+
+class RequestSubroutine(Payload):
+    """``v1.routine.request_start`` sent by a worker: a running routine asks for a sub-routine."""
+
+    KEY: ClassVar[str] = "v1.routine.request_start"
+    request_id: RequestID
+    routine_id: RoutineID
+    params: dict[str, Any] = {}
+    parent_run_id: RunID
+    timeout_seconds: float | None = pydantic.Field(default=None, gt=0)
+    pool: str | None = None
+
+
+class Released(Payload):
+    """``v1.routine.released``: a draining worker hands back a run it will not finish."""
+
+    KEY: ClassVar[str] = "v1.routine.released"
+    run_id: RunID
+    attempt: int
+    reason: str = "worker draining"
+
+
+# ----------------------------------------------------------------------------
+# both ways
+
+
+class RoutineStarting(Payload):
+    """``v1.routine.starting``: a run has started on ``worker_id``.
+
+    From a worker it reports its own run; from the service it is forwarded to the
+    worker that requested the run, with that worker's ``request_id``.
+    """
+
+    KEY: ClassVar[str] = "v1.routine.starting"
+    run_id: RunID
+    attempt: int = 1
+    request_id: RequestID | None = None
+    worker_id: WorkerID
+    started_at: datetime.datetime
+
+
+class RoutineCompleted(Payload):
+    """``v1.routine.completed``: a run finished with ``result``."""
+
+    KEY: ClassVar[str] = "v1.routine.completed"
+    run_id: RunID
+    attempt: int = 1
+    request_id: RequestID | None = None
+    result: Any = None
+    completed_at: datetime.datetime
+
+
+class RoutineFailed(Payload):
+    """``v1.routine.failed``: a run failed with ``error``."""
+
+    KEY: ClassVar[str] = "v1.routine.failed"
+    run_id: RunID
+    attempt: int = 1
+    request_id: RequestID | None = None
+    error: ErrorInfo
+    completed_at: datetime.datetime
+
+
+# ----------------------------------------------------------------------------
+# service -> worker
+
+
+class CheckPulse(Payload):
+    """``v1.heartbeat.check_pulse``: are you there?
+
+    ``received`` counts the frames the service has read on this connection so far,
+    so that the worker can forget results it no longer needs to replay.
+    """
+
+    KEY: ClassVar[str] = "v1.heartbeat.check_pulse"
+    id: int
+    received: int = 0
+
+
+class StartRoutine(Payload):
+    """``v1.routine.request_start`` sent by the service: run this attempt of a run."""
+
+    KEY: ClassVar[str] = "v1.routine.request_start"
+    run_id: RunID
+    routine_id: RoutineID
+    params: dict[str, Any] = {}
+    attempt: int = 1
+    parent_run_id: RunID | None = None
+    deadline: datetime.datetime | None = None
+
+
+class CancelRoutine(Payload):
+    """``v1.routine.cancel``: stop this run."""
+
+    KEY: ClassVar[str] = "v1.routine.cancel"
+    run_id: RunID
+    reason: str
+
+
+class Error(Payload):
+    """``v1.error``: the service could not accept a directive."""
+
+    KEY: ClassVar[str] = "v1.error"
+    code: str
+    message: str
+    in_reply_to: str | None = None
+
+
+FROM_WORKER: tuple[type[Payload], ...] = (
+    Ready,
+    GivePulse,
+    Log,
+    RequestSubroutine,
+    RoutineStarting,
+    RoutineCompleted,
+    RoutineFailed,
+    Released,
+)
+FROM_SERVICE: tuple[type[Payload], ...] = (
+    CheckPulse,
+    StartRoutine,
+    RoutineStarting,
+    RoutineCompleted,
+    RoutineFailed,
+    CancelRoutine,
+    Error,
+)
+
+K = TypeVar("K")
+P = TypeVar("P", bound=Payload)
+
+
+class _Envelope(pydantic.BaseModel, Generic[K, P]):  # noqa: UP046 - a pydantic generic with bound TypeVars
+    payloadKey: K  # the wire name
+    payload: P
+
+
+class _Direction:
+    """The directives one side accepts, as one discriminated union."""
+
+    def __init__(self, members: tuple[type[Payload], ...], origin: str) -> None:
+        envelopes = tuple(_Envelope[Literal[m.KEY], m] for m in members)  # type: ignore[name-defined, valid-type]
+        union = Annotated[Union[envelopes], pydantic.Field(discriminator="payloadKey")]  # type: ignore[valid-type]  # noqa: UP007
+        self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(union)
+        self.origin = origin
+        self.keys = ", ".join(sorted({m.KEY for m in members}))
+
+
+_FROM_WORKER = _Direction(FROM_WORKER, "from a worker")
+_FROM_SERVICE = _Direction(FROM_SERVICE, "from the service")
+
+
+def encode(payload: Payload) -> str:
+    """The frame text for one directive."""
+    return payload._prefix + payload.model_dump_json() + "}"
+
+
+def decode_from_worker(frame: str | bytes) -> Payload:
+    """Decode a frame a worker sent; raise :class:`DirectiveError` when it is not acceptable."""
+    return _decode(_FROM_WORKER, frame)
+
+
+def decode_from_service(frame: str | bytes) -> Payload:
+    """Decode a frame the service sent; raise :class:`DirectiveError` when it is not acceptable."""
+    return _decode(_FROM_SERVICE, frame)
+
+
+def _decode(direction: _Direction, frame: str | bytes) -> Payload:
+    try:
+        envelope = direction.adapter.validate_json(frame)
+    except pydantic.ValidationError as exc:
+        raise _explain(exc, direction) from None
+    payload: Payload = envelope.payload
+    return payload
+
+
+def _explain(exc: pydantic.ValidationError, direction: _Direction) -> errors.DirectiveError:
+    problems = exc.errors(include_url=False, include_input=False)
+    first = problems[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return errors.DirectiveError(BAD_JSON, f"frame is not valid JSON: {first['msg']}")
+    if kind == "union_tag_invalid":
+        tag = str(first.get("ctx", {}).get("tag", "?"))
+        return errors.DirectiveError(
+            UNKNOWN_DIRECTIVE,
+            f"unknown payloadKey {tag!r} {direction.origin}; expected one of: {direction.keys}",
+            in_reply_to=tag,
+        )
+    loc = first["loc"]
+    if kind == "union_tag_not_found" or len(loc) < 2:
+        return errors.DirectiveError(
+            BAD_ENVELOPE, 'a directive must be a JSON object {"payloadKey": str, "payload": object}'
+        )
+    tag = str(loc[0])
+    details = "; ".join(
+        f"{'.'.join(str(part) for part in p['loc'][2:]) or 'payload'}: {p['msg']}" for p in problems[:5]
+    )
+    return errors.DirectiveError(INVALID_PAYLOAD, f"invalid {tag} payload: {details}", in_reply_to=tag)
+
+
+def now() -> datetime.datetime:
+    """The current time, timezone-aware UTC (what every timestamp on the wire is)."""
+    return datetime.datetime.now(datetime.UTC)

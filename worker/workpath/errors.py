@@ -1,0 +1,106 @@
+"""The errors of the worker package.
+
+Every error raised on purpose by :mod:`workpath` derives from :class:`WorkpathError`.
+Inside a routine, retry intent is a type: raise :class:`TemporaryError` for a failure
+that a later attempt may not hit, :class:`PermanentError` for one that it will.
+Any other exception is treated as permanent unless it is one of the few builtin
+types that usually mean "try again" (see :func:`is_retryable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class WorkpathError(Exception):
+    """The base of every error the workpath package raises."""
+
+
+class DirectiveError(WorkpathError):
+    """A directive could not be decoded or is not allowed here.
+
+    ``code`` is machine-readable and travels in ``v1.error``; ``in_reply_to`` is the
+    payloadKey of the offending directive when it could be read.
+    """
+
+    def __init__(self, code: str, message: str, *, in_reply_to: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.in_reply_to = in_reply_to
+
+
+class RoutineDefinitionError(WorkpathError, TypeError):
+    """A function decorated with ``@workpath.routine`` cannot be a routine."""
+
+
+class RoutineNotFoundError(WorkpathError, LookupError):
+    """The worker was asked to run a routine ID it does not have."""
+
+
+class InvalidParamsError(WorkpathError, TypeError):
+    """The params of a run do not bind to its routine's signature (missing or unexpected names)."""
+
+
+class InvalidResultError(WorkpathError, TypeError):
+    """A routine returned a result that cannot be sent: not JSON-serialisable, or too large."""
+
+
+class ContextError(WorkpathError, RuntimeError):
+    """The routine context was used where it cannot work.
+
+    Outside a routine (``workpath.context()``), or a blocking call on the event loop
+    (``ctx.call_sync()`` in an ``async def`` routine).
+    """
+
+
+class AuthenticationError(WorkpathError):
+    """The directive service refused the worker's token."""
+
+
+class TemporaryError(WorkpathError):
+    """A failure worth retrying: the run is retried while its retry limit allows.
+
+    ``delay`` (seconds), when given, overrides the Routine's backoff for this retry.
+    """
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(WorkpathError):
+    """A failure that no retry will fix: the run fails at once."""
+
+
+class RoutineFailedError(WorkpathError):
+    """A sub-routine awaited with ``ctx.call`` failed; carries the remote error."""
+
+    def __init__(self, routine_id: str, *, type: str, message: str, retryable: bool) -> None:
+        super().__init__(f"sub-routine {routine_id!r} failed: {type}: {message}")
+        self.routine_id = routine_id
+        self.type = type
+        self.message = message
+        self.retryable = retryable
+
+
+class ConnectionClosedError(WorkpathError, ConnectionError):
+    """The connection to the directive service is gone."""
+
+
+_RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failure should be retried, judged from its type."""
+    if isinstance(exc, TemporaryError):
+        return True
+    if isinstance(exc, PermanentError | RoutineDefinitionError | RoutineNotFoundError):
+        return False
+    if isinstance(exc, RoutineFailedError):
+        return exc.retryable
+    return isinstance(exc, _RETRYABLE_BUILTINS)
