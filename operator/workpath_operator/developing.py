@@ -20,6 +20,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from workpath_operator import runs, serving, settings, stores
 
@@ -165,9 +166,10 @@ async def serve(
                 if run is not None:
                     finished = service.dispatcher.submit(run)
                     print(f"submitted {run.routine_id} as run {finished.run_id}", file=sys.stderr)
-                    waiting = asyncio.ensure_future(service.dispatcher.wait_finished(finished))
+                    waiting = service.dispatcher.wait_finished(finished)
                     stopping = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    either: set[asyncio.Future[Any]] = {waiting, stopping}
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                     stopping.cancel()
                     if not waiting.done():
                         waiting.cancel()

@@ -200,12 +200,12 @@ class Dispatcher:
         for run_id, attempt in held.items():
             if run_id in session.runs:
                 continue
-            run = self.runs.get(run_id)
-            if run is not None and run.worker is None and attempt > run.attempt:
+            known = self.runs.get(run_id)
+            if known is not None and known.worker is None and attempt > known.attempt:
                 # A newer attempt than the service recorded (it restarted before writing the dispatch down):
                 # the worker keeps it rather than the run starting twice.
-                self._adopt(run, session, attempt)
-            elif run is not None or run_id not in self.finished:
+                self._adopt(known, session, attempt)
+            elif known is not None or run_id not in self.finished:
                 # Given to another worker meanwhile, or unknown here (its Routine is gone): stop this copy.
                 session.send(directives.encode(directives.CancelRoutine(run_id=run_id, reason="run is not yours")))
         for run in session.runs.values():

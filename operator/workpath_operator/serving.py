@@ -118,9 +118,8 @@ class DirectiveService:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await self._site.start()
-        server = self._site._server
-        if server is not None and self.config.port == 0:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.config.port == 0:
+            self.port = self._runner.addresses[0][1]
         self._heartbeat = asyncio.create_task(self._heartbeat_forever(), name="workpath-heartbeat")
         logger.info("directive service listening on %s", self.url)
 

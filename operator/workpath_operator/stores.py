@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from workpath import directives
@@ -98,8 +98,8 @@ class MemoryRunStore:
             return
         self._followers.setdefault(run_id, set()).add(queue)
         try:
-            while (entry := await queue.get()) is not None:
-                yield entry
+            while (new := await queue.get()) is not None:
+                yield new
         finally:
             followers = self._followers.get(run_id)
             if followers is not None:
@@ -209,7 +209,7 @@ class SqliteRunStore(MemoryRunStore):
         ]
         await asyncio.to_thread(self._write, rows)
 
-    def _write(self, rows: list[tuple[object, ...]]) -> None:
+    def _write(self, rows: Sequence[tuple[object, ...]]) -> None:
         assert self._db is not None
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)

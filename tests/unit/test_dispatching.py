@@ -147,6 +147,7 @@ async def test_a_retryable_failure_is_retried_as_a_new_attempt(dispatcher: dispa
     worker = attach(dispatcher, "w")
     run = dispatcher.submit(spec(retries={"limit": 1, "backoffSeconds": 0}))
     (first,) = starts(worker)
+    assert first.attempt == 1
     error = directives.ErrorInfo(type="TimeoutError", message="slow", retryable=True)
     dispatcher.failed(
         worker, directives.RoutineFailed(run_id=run.run_id, attempt=1, error=error, completed_at=directives.now())
@@ -190,3 +191,74 @@ async def test_cancelling_a_parent_cancels_its_children_on_their_workers(dispatc
     assert dispatcher.get(child.run_id) is not None
     assert dispatcher.get(child.run_id).phase is runs.Phase.CANCELLED  # type: ignore[union-attr]
     assert worker.busy == 0
+
+
+def restored(phase: runs.Phase, *, worker: str | None, attempt: int) -> runs.Run:
+    return runs.Run(
+        run_id=runs.new_run_id(),
+        spec=spec(),
+        created_at=directives.now(),
+        phase=phase,
+        worker=ID(worker) if worker else None,
+        attempt=attempt,
+    )
+
+
+def held(*pairs: tuple[runs.Run, int]) -> list[directives.HeldRun]:
+    return [directives.HeldRun(run_id=run.run_id, attempt=attempt) for run, attempt in pairs]
+
+
+async def test_after_a_restart_a_run_still_on_its_worker_is_kept_not_started_again(
+    dispatcher: dispatching.Dispatcher,
+) -> None:
+    running = restored(runs.Phase.RUNNING, worker="w", attempt=1)
+    dispatcher.restore([running])
+    worker = dispatcher.attach(
+        FakeSocket(), directives.Ready(worker_id=ID("w"), routines=["*"], slots=1, running=held((running, 1)))
+    )
+    assert starts(worker) == []
+    assert worker.runs == {running.run_id: running} and worker.busy == 1
+    dispatcher.completed(
+        worker,
+        directives.RoutineCompleted(run_id=running.run_id, attempt=1, result="kept", completed_at=directives.now()),
+        size=10,
+    )
+    assert (running.phase, running.attempt, running.result) == (runs.Phase.SUCCEEDED, 1, "kept")
+
+
+async def test_after_a_restart_a_dispatch_that_was_not_recorded_is_adopted(dispatcher: dispatching.Dispatcher) -> None:
+    pending = restored(runs.Phase.PENDING, worker=None, attempt=0)
+    dispatcher.restore([pending])
+    other = attach(dispatcher, "other", slots=5)
+    assert starts(other) == []  # settling: nothing is dispatched while workers may still report it
+    worker = dispatcher.attach(
+        FakeSocket(), directives.Ready(worker_id=ID("w"), routines=["*"], slots=1, running=held((pending, 1)))
+    )
+    assert starts(worker) == []
+    assert (pending.worker, pending.attempt, pending.phase) == ("w", 1, runs.Phase.RUNNING)
+    assert dispatcher.queue_depth() == 0
+
+
+async def test_restored_runs_are_dispatched_once_their_workers_had_a_chance_to_reconnect() -> None:
+    config = settings.ServiceSettings(settle_seconds=0.05)
+    dispatcher = dispatching.Dispatcher(config=config, observer=stores.MemoryRunStore())
+    pending = restored(runs.Phase.PENDING, worker=None, attempt=0)
+    dispatcher.restore([pending])
+    worker = attach(dispatcher, "fresh", slots=1)
+    assert starts(worker) == []
+    async with asyncio.timeout(2):
+        while not (dispatched := starts(worker)):
+            await asyncio.sleep(0.005)
+    assert dispatched[0].run_id == pending.run_id and dispatched[0].attempt == 1
+
+
+async def test_a_worker_reporting_a_run_the_service_does_not_know_is_told_to_cancel_it(
+    dispatcher: dispatching.Dispatcher,
+) -> None:
+    ghost = restored(runs.Phase.RUNNING, worker=None, attempt=3)  # never given to the dispatcher
+    worker = dispatcher.attach(
+        FakeSocket(), directives.Ready(worker_id=ID("w"), routines=["*"], slots=1, running=held((ghost, 3)))
+    )
+    cancels = [p for p in sent(worker) if isinstance(p, directives.CancelRoutine)]
+    assert [c.run_id for c in cancels] == [ghost.run_id]
+    assert worker.runs == {}

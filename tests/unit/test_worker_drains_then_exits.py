@@ -77,3 +77,35 @@ async def test_a_drain_while_disconnected_exits_without_waiting() -> None:
             await fakes.eventually(lambda: service.attempts >= 2, what="a refused connection")
             worker.drain()
             assert await asyncio.wait_for(task, fakes.TIMEOUT) == 0
+
+
+async def test_a_drained_worker_leaves_no_task_behind() -> None:
+    def workers_tasks() -> list[asyncio.Task[object]]:
+        return [
+            task
+            for task in asyncio.all_tasks()
+            if task is not asyncio.current_task() and task.get_name().startswith(("workpath-", "run-"))
+        ]
+
+    async with fakes.fake_service() as service:
+        worker = working.Worker(fakes.worker_settings(service, drain_timeout=0.05), [sleep])
+        async with fakes.running(worker) as task:
+            connection = await service.next_connection()
+            await connection.expect(directives.Ready)
+            await connection.send(fakes.start("unit.sleep", "run-1", seconds=30))
+            await connection.send(fakes.start("unit.sleep", "run-2", seconds=0))
+            await connection.expect(directives.RoutineCompleted, skip=(directives.RoutineStarting,))
+            assert [t.get_name() for t in workers_tasks()].count("run-1") == 1
+            worker.drain()
+            await connection.expect(directives.Released)
+            await connection.pulse()
+            assert await asyncio.wait_for(task, fakes.TIMEOUT) == 0
+        assert workers_tasks() == []
+
+
+async def test_a_drain_asked_before_running_happens_at_start() -> None:
+    async with fakes.fake_service() as service:
+        worker = working.Worker(fakes.worker_settings(service), [sleep])
+        worker.drain()
+        async with fakes.running(worker) as task:
+            assert await asyncio.wait_for(task, fakes.TIMEOUT) == 0

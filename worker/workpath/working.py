@@ -153,6 +153,7 @@ class Worker:
         self._idle = asyncio.Event()
         self._settled = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self._drain_requested = False
         self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -195,7 +196,11 @@ class Worker:
         return sum(1 for future in tuple(self._abandoned) if not future.done())
 
     def drain(self) -> None:
-        """Stop taking runs, finish (or after ``drain_timeout`` hand back) the running ones, then stop."""
+        """Stop taking runs, finish (or after ``drain_timeout`` hand back) the running ones, then stop.
+
+        Called before :meth:`run`, the worker drains as soon as it runs.
+        """
+        self._drain_requested = True
         if self._drainer is None and self._loop is not None:
             self._drainer = self._loop.create_task(self._drain(), name="workpath-drain")
 
@@ -213,6 +218,8 @@ class Worker:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._on_signal, signum)
+        if self._drain_requested:
+            self.drain()
         try:
             async with aiohttp.ClientSession() as session:
                 return await self._connect_and_serve(session)
@@ -225,6 +232,7 @@ class Worker:
     # ------------------------------------------------------------ connection
 
     async def _connect_and_serve(self, session: aiohttp.ClientSession) -> int:
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping:
             try:
@@ -234,8 +242,7 @@ class Worker:
                 return EXIT_TOKEN_REFUSED
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 failures += 1
-                cap = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** min(failures - 1, 32))
-                delay = random.uniform(0, cap)
+                delay = self._backoff(failures)
                 logger.warning(
                     "cannot connect to %s (attempt %d): %s; retrying in %.2fs",
                     self.settings.url,
@@ -243,16 +250,30 @@ class Worker:
                     _describe(exc),
                     delay,
                 )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._stopped.wait()
+                await self._pause(delay)
                 continue
-            failures = 0
             if self._stopping:
                 await ws.close()
                 break
+            began = loop.time()
             await self._serve(ws)
+            if loop.time() - began >= self.settings.backoff_cap:
+                failures = 0  # it worked for a while: reconnect at once
+            else:
+                failures += 1  # closed soon after it opened: do not hammer the service
+                await self._pause(self._backoff(failures))
         return EXIT_OK
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(failures - 1)))."""
+        ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** min(failures - 1, 32))
+        return random.uniform(0, ceiling)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the worker stops meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stopped.wait()
 
     async def _connect(self, session: aiohttp.ClientSession) -> Socket:
         token = self.settings.read_token()
@@ -282,7 +303,8 @@ class Worker:
         self._ws = ws
         self._sent = 0
         self._outbox.clear()
-        self._send(directives.encode(self._ready()))
+        ready = self._ready()
+        self._send(directives.encode(ready))
         replayed = self._replay.replay(self._send)
         requests = 0
         for call in self._calls.values():
@@ -299,7 +321,7 @@ class Worker:
             self.settings.pool,
             self.settings.slots,
             len(self.definitions),
-            len(self._jobs) + len(self._replay.held),
+            len(ready.running),
             replayed,
             requests,
         )
@@ -319,12 +341,9 @@ class Worker:
                 await ws.close()
             self._settled.set()  # a draining worker stops waiting for confirmations
         if not self._stopping:
-            reasons = [_ended(task) for task in tasks if task in done]
-            logger.warning(
-                "lost the connection to %s: %s; reconnecting",
-                self.settings.url,
-                "; ".join(reason for reason in reasons if reason) or "closed",
-            )
+            # The reader knows best why a connection ended; a failed write only says it is closing.
+            reason = next(filter(None, (_ended(task) for task in tasks if task in done)), None)
+            logger.warning("lost the connection to %s: %s; reconnecting", self.settings.url, reason or "closed")
 
     async def _read(self, ws: Socket) -> str | None:
         """Handle frames until the connection closes; return why it closed."""
@@ -785,12 +804,13 @@ class Worker:
         for call in self._calls.values():
             call.future.cancel()
         self._calls.clear()
+        abandoned = self.abandoned_threads
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        if self.abandoned_threads:
+            # Idle threads end at once; a thread still running a routine cannot be stopped.
+            self._executor.shutdown(wait=not abandoned, cancel_futures=True)
+        if abandoned:
             logger.warning(
-                "%d plain 'def' routine(s) still run in threads after being cancelled or timing out",
-                self.abandoned_threads,
+                "%d plain 'def' routine(s) still run in threads after being cancelled or timing out", abandoned
             )
 
 
