@@ -1,0 +1,46 @@
+"""Local mode with --db: runs outlive the service; pending ones are dispatched after a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from tests.integration import fleets
+from tests.integration.conftest import TOKEN, connected, finished, submit
+from workpath_operator import runs, serving, settings, stores
+
+
+def sqlite_service(config: settings.ServiceSettings, db: pathlib.Path) -> serving.DirectiveService:
+    return serving.DirectiveService(
+        config=config, store=stores.SqliteRunStore(str(db)), authenticator=serving.SharedTokenAuthenticator(TOKEN)
+    )
+
+
+async def test_finished_and_pending_runs_survive_a_service_restart(
+    service_settings: settings.ServiceSettings, tmp_path: pathlib.Path
+) -> None:
+    db = tmp_path / "runs.sqlite"
+    config = dataclasses.replace(service_settings, settle_seconds=0.1)
+    async with sqlite_service(config, db) as first:
+        fleet = fleets.WorkerFleet(url=first.url, token=TOKEN, logs=tmp_path)
+        try:
+            await fleet.spawn("w-1")
+            await connected(first, "w-1")
+            done = await finished(first, submit(first, "test.echo", value="kept"))
+        finally:
+            await fleet.close()
+        waiting = submit(first, "test.echo", value="later")  # no worker now: it stays queued
+
+    async with sqlite_service(config, db) as second:
+        again = second.store.get(done.run_id)
+        assert again is not None
+        assert again.status() == done.status()
+        restored = second.dispatcher.get(waiting.run_id)
+        assert restored is not None and restored.phase is runs.Phase.PENDING
+        fleet = fleets.WorkerFleet(url=second.url, token=TOKEN, logs=tmp_path)
+        try:
+            await fleet.spawn("w-2")
+            later = await finished(second, restored)
+        finally:
+            await fleet.close()
+        assert (later.phase, later.result["value"], later.worker) == (runs.Phase.SUCCEEDED, "later", "w-2")
