@@ -612,7 +612,7 @@ class Dispatcher:
         if not (error.retryable and run.failures <= limit):
             self._finish(run, Phase.FAILED, error=error, completed_at=completed_at)
             return
-        delay = run.spec.retries.backoff_seconds * (2 ** (run.failures - 1))
+        delay = error.delay if error.delay is not None else run.spec.retries.backoff_seconds * (2 ** (run.failures - 1))
         self._release(run)
         self._reset_attempt(
             run,

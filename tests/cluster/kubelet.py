@@ -28,7 +28,7 @@ from typing import Any, Self
 import kubernetes.client
 import urllib3
 
-from tests.cluster import builds, controlplane, errors, nodes, podrunning, responses, waiting, watching
+from tests.cluster import builds, controlplane, errors, nodes, podrunning, rawapi, waiting, watching
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class ProcessKubelet:
         self._own_root = root is None
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix="workpath-kubelet-"))
         self.max_grace_seconds = max_grace_seconds
-        self._api = cluster.api()
-        self._core = kubernetes.client.CoreV1Api(self._api)
+        self._client = cluster.api()
+        self._api = rawapi.RawApi(self._client)
         self._heartbeat = nodes.NodeHeartbeat(
             self._api, node_names, version=f"{cluster.binaries.version}-process", interval=heartbeat_interval
         )
@@ -68,7 +68,7 @@ class ProcessKubelet:
         self._latest: dict[tuple[str, str], podrunning.PodRunner] = {}  # By (namespace, name), kept after deletion.
         self._bindings: dict[str, str] = {}  # Node by pod uid, for the pods this kubelet bound.
         self._listed = threading.Event()
-        self._watcher = watching.Watcher(self._core.list_pod_for_all_namespaces)
+        self._watcher = watching.Watcher(self._api, "/api/v1/pods")
         self._thread = threading.Thread(target=self._watch, name="process-kubelet pods", daemon=True)
         self._stopped = False
 
@@ -91,8 +91,7 @@ class ProcessKubelet:
             heartbeat_interval=heartbeat_interval,
         )
         try:
-            kubelet._heartbeat.register()
-            kubelet._node_labels = {name: _labels(kubelet._core, name) for name in node_names}
+            kubelet._node_labels = kubelet._heartbeat.register()
             kubelet._heartbeat.start()
             kubelet._thread.start()
             waiting.wait_for(kubelet._listed.is_set, timeout=30, what="the process-kubelet's first list of pods")
@@ -116,7 +115,7 @@ class ProcessKubelet:
             runner.detach(grace_seconds)
         stuck = [f"pod {r.namespace}/{r.name}" for r in runners if not r.join(timeout=grace_seconds + 5)]
         self._heartbeat.deregister()
-        self._api.close()
+        self._client.close()  # type: ignore[no-untyped-call]
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
         if self._thread.is_alive():
@@ -216,7 +215,7 @@ class ProcessKubelet:
             if runner is not None:
                 runner.request_deletion(self._grace_seconds(pod))
             else:  # Never run by this kubelet (or finished before it started): nothing to stop.
-                self._force_delete(pod)
+                podrunning.force_delete(self._api, pod)
 
     def _forget(self, uid: str) -> None:
         """The pod is gone from the API (deleted by someone else, or seen gone after a relist)."""
@@ -250,31 +249,12 @@ class ProcessKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
-            responses.discard(
-                self._core.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
-            )
+            self._api.create(f"/api/v1/namespaces/{namespace}/pods/{name}/binding", binding)
         except kubernetes.client.ApiException as e:
             if e.status not in (404, 409):  # Gone, or bound meanwhile.
                 logger.warning("process-kubelet: binding pod %s/%s to %s: %s", namespace, name, node, e)
-
-    def _force_delete(self, pod: dict[str, Any]) -> None:
-        metadata = pod["metadata"]
-        options = {"gracePeriodSeconds": 0, "preconditions": {"uid": metadata["uid"]}}
-        try:
-            responses.discard(
-                self._core.delete_namespaced_pod(
-                    metadata["name"],
-                    metadata["namespace"],
-                    grace_period_seconds=0,
-                    body=options,
-                    _preload_content=False,
-                )
-            )
-        except kubernetes.client.ApiException as e:
-            if e.status not in (404, 409):
-                logger.warning("process-kubelet: deleting pod %s/%s: %s", metadata["namespace"], metadata["name"], e)
         except urllib3.exceptions.HTTPError as e:
-            logger.warning("process-kubelet: deleting pod %s/%s: %r", metadata["namespace"], metadata["name"], e)
+            logger.warning("process-kubelet: binding pod %s/%s to %s: %r", namespace, name, node, e)
 
 
 def _schedulable(pod: dict[str, Any]) -> bool:
@@ -283,10 +263,6 @@ def _schedulable(pod: dict[str, Any]) -> bool:
         and pod["metadata"].get("deletionTimestamp") is None
         and pod.get("status", {}).get("phase", "Pending") == "Pending"
     )
-
-
-def _labels(core: kubernetes.client.CoreV1Api, node: str) -> dict[str, str]:
-    return dict(core.read_node(node).metadata.labels or {})
 
 
 def _base_env() -> dict[str, str]:

@@ -14,12 +14,13 @@ from typing import Any
 import kubernetes.client
 import urllib3
 
-from tests.cluster import podfields, responses, timestamps
+from tests.cluster import podfields, rawapi, timestamps
 
 logger = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
+_LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 LABEL = "workpath.dev/process-kubelet"
 """Set to "true" on every node of a process-kubelet."""
 
@@ -27,26 +28,27 @@ LABEL = "workpath.dev/process-kubelet"
 class NodeHeartbeat:
     """Registers nodes, then renews their Leases and Ready conditions every ``interval`` seconds in a thread."""
 
-    def __init__(
-        self, api: kubernetes.client.ApiClient, names: tuple[str, ...], *, version: str, interval: float = 10.0
-    ) -> None:
+    def __init__(self, api: rawapi.RawApi, names: tuple[str, ...], *, version: str, interval: float = 10.0) -> None:
         self.names = names
-        self._core = kubernetes.client.CoreV1Api(api)
-        self._leases = kubernetes.client.CoordinationV1Api(api)
+        self._api = api
         self._version = version
         self._interval = interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat_until_stopped, name="process-kubelet heartbeat", daemon=True)
 
-    def register(self) -> None:
-        """Create the nodes (or take over existing ones of the same names) and mark them Ready now."""
+    def register(self) -> dict[str, dict[str, str]]:
+        """Create the nodes (or take over existing ones of the same names), mark them Ready; return their labels."""
+        labels: dict[str, dict[str, str]] = {}
         for name in self.names:
             try:
-                responses.discard(self._core.create_node(self._node(name), _preload_content=False))
+                node = self._api.create("/api/v1/nodes", self._node(name))
             except kubernetes.client.ApiException as e:
                 if e.status != 409:
                     raise
+                node = self._api.get(f"/api/v1/nodes/{name}")
+            labels[name] = node["metadata"].get("labels") or {}
         self.beat()
+        return labels
 
     def start(self) -> None:
         self._thread.start()
@@ -59,14 +61,11 @@ class NodeHeartbeat:
     def deregister(self) -> None:
         """Delete the nodes and their Leases (best effort: the cluster may be going away too)."""
         for name in self.names:
-            for delete, args in (
-                (self._core.delete_node, (name,)),
-                (self._leases.delete_namespaced_lease, (name, LEASE_NAMESPACE)),
-            ):
+            for path in (f"/api/v1/nodes/{name}", f"{_LEASES}/{name}"):
                 try:
-                    responses.discard(delete(*args, _preload_content=False, _request_timeout=5))
+                    self._api.delete(path, timeout=5)
                 except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as e:
-                    logger.debug("process-kubelet: could not delete %s: %r", args, e)
+                    logger.debug("process-kubelet: could not delete %s: %r", path, e)
 
     def beat(self) -> None:
         """Renew every node's Lease and Ready condition once."""
@@ -74,8 +73,10 @@ class NodeHeartbeat:
         for name in self.names:
             self._renew_lease(name, timestamps.micro(moment))
             conditions = _conditions(timestamps.rfc3339(moment), transitioned=False)
-            responses.discard(
-                self._core.patch_node_status(name, {"status": {"conditions": conditions}}, _preload_content=False)
+            self._api.patch(
+                f"/api/v1/nodes/{name}/status",
+                {"status": {"conditions": conditions}},
+                content_type=rawapi.STRATEGIC_MERGE_PATCH,
             )
 
     def _beat_until_stopped(self) -> None:
@@ -87,15 +88,13 @@ class NodeHeartbeat:
 
     def _renew_lease(self, name: str, renew_time: str) -> None:
         try:
-            responses.discard(
-                self._leases.patch_namespaced_lease(
-                    name, LEASE_NAMESPACE, {"spec": {"renewTime": renew_time}}, _preload_content=False
-                )
-            )
+            self._api.patch(f"{_LEASES}/{name}", {"spec": {"renewTime": renew_time}})
         except kubernetes.client.ApiException as e:
             if e.status != 404:
                 raise
             lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
                 "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
                 "spec": {
                     "holderIdentity": name,
@@ -103,7 +102,7 @@ class NodeHeartbeat:
                     "renewTime": renew_time,
                 },
             }
-            responses.discard(self._leases.create_namespaced_lease(LEASE_NAMESPACE, lease, _preload_content=False))
+            self._api.create(_LEASES, lease)
 
     def _node(self, name: str) -> dict[str, Any]:
         resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki", "pods": "110"}
@@ -128,7 +127,6 @@ class NodeHeartbeat:
                 ],
                 "nodeInfo": {
                     "kubeletVersion": self._version,
-                    "kubeProxyVersion": "",
                     "containerRuntimeVersion": "process://local",
                     "operatingSystem": "linux",
                     "architecture": "amd64",

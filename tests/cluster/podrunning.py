@@ -18,7 +18,7 @@ from typing import Any
 import kubernetes.client
 import urllib3
 
-from tests.cluster import envvars, errors, mounting, podfields, probing, processes, references, responses, timestamps
+from tests.cluster import envvars, errors, mounting, podfields, probing, processes, rawapi, references, timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _Launch:
 class PodRunner:
     """Runs one pod's first container in a thread of its own: prepare, start, report, wait, report."""
 
-    def __init__(self, pod: dict[str, Any], *, api: kubernetes.client.ApiClient, settings: RunnerSettings) -> None:
+    def __init__(self, pod: dict[str, Any], *, api: rawapi.RawApi, settings: RunnerSettings) -> None:
         metadata = pod["metadata"]
         self.namespace: str = metadata["namespace"]
         self.name: str = metadata["name"]
@@ -75,7 +75,8 @@ class PodRunner:
         self._container: dict[str, Any] = pod["spec"]["containers"][0]
         self.log_path = self.directory / "logs" / f"{self._container['name']}.log"
         self._settings = settings
-        self._core = kubernetes.client.CoreV1Api(api)
+        self._api = api
+        self._path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
         self._refs = references.References(api)
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
@@ -258,9 +259,7 @@ class PodRunner:
                 return
         body = {"metadata": {"uid": self.uid}} | body
         try:
-            responses.discard(
-                self._core.patch_namespaced_pod_status(self.name, self.namespace, body, _preload_content=False)
-            )
+            self._api.patch(f"{self._path}/status", body, content_type=rawapi.STRATEGIC_MERGE_PATCH)
         except kubernetes.client.ApiException as e:
             if e.status not in (404, 409):  # Gone, or replaced by a namesake: nothing to report to.
                 logger.warning("process-kubelet: status of pod %s/%s: %s", self.namespace, self.name, e)
@@ -271,18 +270,7 @@ class PodRunner:
         with self._lock:
             if self._detached:
                 return
-        options = {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
-        try:
-            responses.discard(
-                self._core.delete_namespaced_pod(
-                    self.name, self.namespace, grace_period_seconds=0, body=options, _preload_content=False
-                )
-            )
-        except kubernetes.client.ApiException as e:
-            if e.status not in (404, 409):
-                logger.warning("process-kubelet: deleting pod %s/%s: %s", self.namespace, self.name, e)
-        except urllib3.exceptions.HTTPError as e:
-            logger.warning("process-kubelet: deleting pod %s/%s: %r", self.namespace, self.name, e)
+        force_delete(self._api, self._pod)
 
     # -- statuses ----------------------------------------------------------------------------------------
 
@@ -365,3 +353,25 @@ def _executable(name: str, *, search_path: str) -> str:
     if found is None:
         raise errors.PodSpecError(f"executable {name!r} not found (PATH={search_path}).")
     return found
+
+
+def force_delete(api: rawapi.RawApi, pod: dict[str, Any]) -> None:
+    """Delete the pod at once (grace period 0), as the kubelet does once its containers are gone.
+
+    Only this very pod (its uid is a precondition); a pod already gone or replaced is fine.
+    """
+    metadata = pod["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    options = {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0,
+        "preconditions": {"uid": metadata["uid"]},
+    }
+    try:
+        api.delete(f"/api/v1/namespaces/{namespace}/pods/{name}", options)
+    except kubernetes.client.ApiException as e:
+        if e.status not in (404, 409):
+            logger.warning("process-kubelet: deleting pod %s/%s: %s", namespace, name, e)
+    except urllib3.exceptions.HTTPError as e:
+        logger.warning("process-kubelet: deleting pod %s/%s: %r", namespace, name, e)

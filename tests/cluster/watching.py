@@ -1,4 +1,4 @@
-"""List-then-watch of a collection as raw JSON dicts, stoppable at once from another thread."""
+"""List-then-watch of a collection as raw JSON, stoppable at once from another thread."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import kubernetes.client
 import urllib3
 
-from tests.cluster import responses
+from tests.cluster import rawapi
 
 logger = logging.getLogger(__name__)
-
-type RawObject = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,27 +22,20 @@ class WatchEvent:
     """``LISTED`` (``object`` is the whole list, after every (re)list), ``ADDED``, ``MODIFIED`` or ``DELETED``."""
 
     type: str
-    object: RawObject
+    object: rawapi.Json
 
 
 class Watcher:
-    """Iterate over the events of ``list_function`` (a generated ``list_*`` method of the client).
+    """Iterate over the events of the collection at ``path`` (e.g. ``/api/v1/pods``).
 
     It lists first (yielding one ``LISTED`` event with the list), then watches from that resourceVersion,
     resuming after server-side timeouts and relisting when the resourceVersion has expired (410 Gone).
     :meth:`stop`, from any thread, ends the iteration promptly: it shuts down the socket of the open watch.
     """
 
-    def __init__(
-        self,
-        list_function: Callable[..., Any],
-        *,
-        timeout_seconds: int = 60,
-        retry_delay: float = 0.5,
-        **list_kwargs: Any,
-    ) -> None:
-        self._list = list_function
-        self._kwargs = list_kwargs
+    def __init__(self, api: rawapi.RawApi, path: str, *, timeout_seconds: int = 60, retry_delay: float = 0.5) -> None:
+        self._api = api
+        self._path = path
         self._timeout_seconds = timeout_seconds
         self._retry_delay = retry_delay
         self._stopped = threading.Event()
@@ -57,23 +47,24 @@ class Watcher:
         with self._lock:
             if self._response is not None:
                 with contextlib.suppress(Exception):  # Already closed or released: nothing to interrupt.
-                    self._response.shutdown()  # type: ignore[attr-defined]
+                    self._response.shutdown()
 
     def __iter__(self) -> Iterator[WatchEvent]:
         resource_version: str | None = None
         while not self._stopped.is_set():
             try:
                 if resource_version is None:
-                    listed = self._list_once()
+                    listed = self._api.get(self._path)
                     resource_version = listed["metadata"]["resourceVersion"]
                     yield WatchEvent("LISTED", listed)
                 for event in self._watch_once(resource_version):
                     if event.type == "ERROR":
-                        status = event.object
-                        if status.get("code") == 410:  # The resourceVersion is too old: relist.
+                        if event.object.get("code") == 410:  # The resourceVersion is too old: relist.
                             resource_version = None
                             break
-                        raise kubernetes.client.ApiException(status=status.get("code"), reason=status.get("message"))
+                        raise kubernetes.client.ApiException(
+                            status=event.object.get("code"), reason=event.object.get("message")
+                        )
                     resource_version = event.object["metadata"]["resourceVersion"]
                     if event.type != "BOOKMARK":
                         yield event
@@ -82,27 +73,21 @@ class Watcher:
                     break
                 if isinstance(e, kubernetes.client.ApiException) and e.status == 410:
                     resource_version = None
-                logger.warning("Watch of %s failed; retrying: %r", self._list.__name__, e)
+                logger.warning("Watch of %s failed; retrying: %r", self._path, e)
                 self._stopped.wait(self._retry_delay)
 
-    def _list_once(self) -> RawObject:
-        listed: RawObject = responses.json_of(self._list(_preload_content=False, **self._kwargs))
-        return listed
-
     def _watch_once(self, resource_version: str) -> Iterator[WatchEvent]:
-        response = self._list(
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self._timeout_seconds,
-            _preload_content=False,
-            _request_timeout=(10, self._timeout_seconds + 10),
-            **self._kwargs,
-        )
+        query = {
+            "watch": True,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": True,
+            "timeoutSeconds": self._timeout_seconds,
+        }
+        response = self._api.open("GET", self._path, query=query, timeout=(10, self._timeout_seconds + 10))
         with self._lock:
             self._response = response
         try:
-            if self._stopped.is_set():  # stop() ran before the response could be interrupted.
+            if self._stopped.is_set():  # stop() ran before there was a response to interrupt.
                 return
             for line in _lines(response):
                 raw = json.loads(line)

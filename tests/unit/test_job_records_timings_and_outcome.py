@@ -154,3 +154,16 @@ async def test_a_cancellation_from_elsewhere_propagates(executor: concurrent.fut
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert job.cancel_reason == jobs.SHUTDOWN
+
+
+async def test_a_cancelled_error_raised_inside_the_routine_is_a_failure(executor: concurrent.futures.Executor) -> None:
+    @workpath.routine("unit.awaits_cancelled")
+    async def awaits_cancelled(ctx: workpath.Context) -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    job = make_job(awaits_cancelled)
+    await asyncio.create_task(job.run(executor))  # does not raise: the job was not cancelled
+    assert isinstance(job.task.error, asyncio.CancelledError)
+    assert job.cancel_reason is None

@@ -142,9 +142,12 @@ class Job:
                     ) from None
         except asyncio.CancelledError as exc:
             task.error = exc
-            if self.cancel_reason is None:  # not by cancel(): the loop is shutting down
-                self.cancel_reason = SHUTDOWN
-                raise
+            if self.cancel_reason is None:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    self.cancel_reason = SHUTDOWN  # not by cancel(): the loop is shutting down
+                    raise
+                # else: raised inside the routine (it awaited something cancelled): a failure
         except BaseException as exc:  # every failure of the routine is reported
             task.error = exc
         finally:

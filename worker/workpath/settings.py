@@ -63,7 +63,7 @@ class WorkerSettings(pydantic.BaseModel):
     log_level: LogLevelName = "info"
     """Level of local logs; routine logs at or above it are also sent to the service."""
 
-    max_message_size: int = pydantic.Field(default=4 << 20, ge=1024)
+    max_message_size: int = pydantic.Field(default=1 << 20, ge=1024)
     """Largest directive frame, in bytes, received or sent; a larger result fails its run."""
 
     connect_timeout: float = pydantic.Field(default=10.0, gt=0)
