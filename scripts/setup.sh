@@ -38,6 +38,10 @@ if [ ! -x .venv/bin/python ] || ! is_recent .venv/bin/python; then
   "$python" -m venv .venv
 fi
 echo "==> installing workpath and its dev tools into .venv" >&2
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[dev]'; } >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "installing workpath failed; the whole log is in $log" >&2
+  exit 1
+fi
 echo "$wanted" > "$stamp"

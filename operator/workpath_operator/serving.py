@@ -249,6 +249,8 @@ class DirectiveService:
         if pulse.id is not None and pulse.id == session.pending_pulse:
             session.pending_pulse = None
             session.misses = 0
+        elif pulse.id is None and pulse.status == "draining" and session.pending_pulse is None:
+            self._check_pulse(session)  # confirms its last reports now, so that it can leave at once
         self.dispatcher.set_status(session, pulse.status)
 
     def _duplicate_ready(self, session: sessions.WorkerSession, ready: directives.Ready, size: int) -> None:
@@ -277,9 +279,12 @@ class DirectiveService:
                     dispatcher.lose(session, f"missed {session.misses} heartbeats; it is unresponsive")
                     self._close(ws, b"unresponsive")
                     continue
-            pulse_id = next(self._pulse_ids)
-            session.pending_pulse = pulse_id
-            session.send(directives.encode(directives.CheckPulse(id=pulse_id, received=session.received)))
+            self._check_pulse(session)
+
+    def _check_pulse(self, session: sessions.WorkerSession) -> None:
+        pulse_id = next(self._pulse_ids)
+        session.pending_pulse = pulse_id
+        session.send(directives.encode(directives.CheckPulse(id=pulse_id, received=session.received)))
 
     def _close(self, ws: web.WebSocketResponse, why: bytes) -> None:
         self._spawn(ws.close(code=1001, message=why), "workpath-close")

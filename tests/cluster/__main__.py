@@ -142,13 +142,14 @@ def down(*, timeout: float = 30.0) -> int:
     if state is None:
         print("No test cluster is running.")
         return 0
-    os.kill(state.pid, signal.SIGTERM)
+    pid = state.pid
+    os.kill(pid, signal.SIGTERM)
     try:
-        waiting.wait_for(lambda: not _is_ours(state.pid), timeout=timeout, what=f"pid {state.pid} to exit")
+        waiting.wait_for(lambda: not _is_ours(pid), timeout=timeout, what=f"pid {pid} to exit")
     except errors.WaitTimeoutError:
-        os.kill(state.pid, signal.SIGKILL)  # Its children die with it (they have a parent-death signal).
+        os.kill(pid, signal.SIGKILL)  # Its children die with it (they have a parent-death signal).
     STATE_FILE.unlink(missing_ok=True)
-    print(f"Test cluster (pid {state.pid}) stopped.")
+    print(f"Test cluster (pid {pid}) stopped.")
     return 0
 
 

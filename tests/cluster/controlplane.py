@@ -10,7 +10,6 @@ knows their types from the beginning (it rediscovers new types only every ~30 s)
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -32,7 +31,7 @@ from typing import Any, Self
 import kubernetes.client
 import yaml
 
-from tests.cluster import builds, credentials, errors, lookups, processes, responses, timestamps, waiting
+from tests.cluster import builds, credentials, errors, processes, rawapi, timestamps, waiting
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class Cluster:
 
         etcd = self._start_process("etcd", self._etcd_argv())
         waiting.wait_for(
-            lambda: etcd.raise_if_exited() or _http_ok(f"http://127.0.0.1:{self.ports.etcd_client}/health"),
+            etcd.checked(lambda: _http_ok(f"http://127.0.0.1:{self.ports.etcd_client}/health")),
             timeout=deadline - time.monotonic(),
             what=f"etcd to be healthy (log: {etcd.log_path})",
             ignore=(OSError,),
@@ -138,34 +137,33 @@ class Cluster:
             ),
         )
         waiting.wait_for(
-            lambda: apiserver.raise_if_exited() or self._apiserver_ready(),
+            apiserver.checked(self._apiserver_ready),
             timeout=deadline - time.monotonic(),
             what=f"kube-apiserver /readyz (log: {apiserver.log_path})",
             ignore=(OSError, ssl.SSLError),
         )
 
-        with self.api() as api:
-            crd_names = self.install_crds(crd_paths, api=api, timeout=deadline - time.monotonic(), writable=False)
-            manager = self._start_process(
-                "kube-controller-manager",
-                self._controller_manager_argv(
-                    kubeconfig=controller_manager_kubeconfig, service_account_key=service_account_key
-                ),
-            )
+        crd_names = self.install_crds(crd_paths, timeout=deadline - time.monotonic(), writable=False)
+        manager = self._start_process(
+            "kube-controller-manager",
+            self._controller_manager_argv(
+                kubeconfig=controller_manager_kubeconfig, service_account_key=service_account_key
+            ),
+        )
+        with self.api() as client:
+            api = rawapi.RawApi(client)
             # Proof that the controllers run: the ServiceAccount controller and the root-CA publisher act.
-            core = kubernetes.client.CoreV1Api(api)
             waiting.wait_for(
-                lambda: (
-                    manager.raise_if_exited()
-                    or (
-                        lookups.exists(core.read_namespaced_service_account, "default", "default")
-                        and lookups.exists(core.read_namespaced_config_map, "kube-root-ca.crt", "default")
+                manager.checked(
+                    lambda: (
+                        api.exists("/api/v1/namespaces/default/serviceaccounts/default")
+                        and api.exists("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
                     )
                 ),
                 timeout=deadline - time.monotonic(),
                 what=f"kube-controller-manager to run its controllers (log: {manager.log_path})",
             )
-            _await_writable(kubernetes.client.ApiextensionsV1Api(api), crd_names)  # Mostly passed by now.
+            _await_writable(api, crd_names)  # Mostly passed by now.
         self.boot_seconds = time.monotonic() - started
         logger.info("Control plane %s ready at %s in %.1f s.", self.binaries.version, self.server, self.boot_seconds)
 
@@ -297,30 +295,22 @@ class Cluster:
         """A new synchronous API client for the admin; close it (``with cluster.api() as api: ...``)."""
         return kubernetes.client.ApiClient(self.configuration())
 
-    def install_crds(
-        self,
-        paths: Iterable[pathlib.Path],
-        *,
-        api: kubernetes.client.ApiClient | None = None,
-        timeout: float = 30.0,
-        writable: bool = True,
-    ) -> list[str]:
+    def install_crds(self, paths: Iterable[pathlib.Path], *, timeout: float = 30.0, writable: bool = True) -> list[str]:
         """Create (or replace) the CRDs in ``paths``, wait until each is Established; return their names.
 
         With ``writable``, also wait until their objects can be created without delay (see :func:`_await_writable`).
         """
-        with contextlib.ExitStack() as stack:
-            client = api or stack.enter_context(self.api())
-            extensions = kubernetes.client.ApiextensionsV1Api(client)
-            names = [_apply_crd(extensions, manifest) for path in paths for manifest in _load_manifests(path)]
+        with self.api() as client:
+            api = rawapi.RawApi(client)
+            names = [_apply_crd(api, manifest) for path in paths for manifest in _load_manifests(path)]
             for name in names:
                 waiting.wait_for(
-                    lambda name=name: _established_at(extensions, name),  # type: ignore[misc]
+                    lambda name=name: _established_at(api, name),  # type: ignore[misc]
                     timeout=timeout,
                     what=f"CRD {name} to be Established",
                 )
             if writable:
-                _await_writable(extensions, names)
+                _await_writable(api, names)
             return names
 
     def create_namespace(
@@ -331,11 +321,11 @@ class Cluster:
         Pods cannot be created in a namespace before the ServiceAccount controller made that account.
         """
         name = _dns_label(prefix, suffix=secrets.token_hex(3))
-        with self.api() as api:
-            core = kubernetes.client.CoreV1Api(api)
-            core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+        with self.api() as client:
+            api = rawapi.RawApi(client)
+            api.create("/api/v1/namespaces", {"metadata": {"name": name, "labels": labels or {}}})
             waiting.wait_for(
-                lambda: lookups.exists(core.read_namespaced_service_account, "default", name),
+                lambda: api.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
                 timeout=timeout,
                 what=f"the default ServiceAccount of namespace {name}",
             )
@@ -343,13 +333,16 @@ class Cluster:
 
     def delete_namespace(self, name: str, *, wait: bool = False, timeout: float = 60.0) -> None:
         """Delete a namespace (and so everything in it); with ``wait``, until it is gone."""
-        with self.api() as api:
-            core = kubernetes.client.CoreV1Api(api)
-            with contextlib.suppress(kubernetes.client.ApiException):  # Already gone is fine.
-                core.delete_namespace(name)
+        with self.api() as client:
+            api = rawapi.RawApi(client)
+            try:
+                api.delete(f"/api/v1/namespaces/{name}")
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
             if wait:
                 waiting.wait_for(
-                    lambda: lookups.is_gone(core.read_namespace, name),
+                    lambda: not api.exists(f"/api/v1/namespaces/{name}"),
                     timeout=timeout,
                     what=f"namespace {name} to be deleted",
                 )
@@ -369,35 +362,40 @@ def _load_manifests(path: pathlib.Path) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
 
 
-def _apply_crd(extensions: kubernetes.client.ApiextensionsV1Api, manifest: dict[str, Any]) -> str:
+_CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def _apply_crd(api: rawapi.RawApi, manifest: dict[str, Any]) -> str:
     name: str = manifest["metadata"]["name"]
     try:
-        responses.discard(extensions.create_custom_resource_definition(manifest, _preload_content=False))
+        try:
+            api.create(_CRDS, manifest)
+        except kubernetes.client.ApiException as e:
+            if e.status != 409:
+                raise
+            current = api.get(f"{_CRDS}/{name}")
+            version = current["metadata"]["resourceVersion"]
+            api.replace(f"{_CRDS}/{name}", manifest | {"metadata": manifest["metadata"] | {"resourceVersion": version}})
     except kubernetes.client.ApiException as e:
-        if e.status != 409:
-            raise errors.StartupError(f"The API server refused CRD {name}: {e.body}") from e
-        current = extensions.read_custom_resource_definition(name)
-        manifest = manifest | {
-            "metadata": manifest["metadata"] | {"resourceVersion": current.metadata.resource_version}
-        }
-        responses.discard(extensions.replace_custom_resource_definition(name, manifest, _preload_content=False))
+        raise errors.StartupError(f"The API server refused CRD {name}: {rawapi.status_message(e)}") from e
     return name
 
 
-def _established_at(extensions: kubernetes.client.ApiextensionsV1Api, name: str) -> datetime.datetime | None:
+def _established_at(api: rawapi.RawApi, name: str) -> datetime.datetime | None:
     """When the CRD became Established; None while it is not."""
-    crd = extensions.read_custom_resource_definition_status(name)
-    conditions = (crd.status.conditions if crd.status else None) or []
-    return next((c.last_transition_time for c in conditions if c.type == "Established" and c.status == "True"), None)
+    conditions = api.get(f"{_CRDS}/{name}/status").get("status", {}).get("conditions") or []
+    established = (c for c in conditions if c["type"] == "Established" and c["status"] == "True")
+    moment = next((c["lastTransitionTime"] for c in established), None)
+    return datetime.datetime.fromisoformat(moment) if moment else None
 
 
-def _await_writable(extensions: kubernetes.client.ApiextensionsV1Api, names: Sequence[str]) -> None:
+def _await_writable(api: rawapi.RawApi, names: Sequence[str]) -> None:
     """Wait out the apiserver's "just created" window of the CRDs.
 
     The apiserver delays every create of a custom object by 2 s while its CRD has been Established for less than
     2 s (apiextensions-apiserver, customresource_handler.go), so that a test's first create would take 2 s.
     """
-    established = [_established_at(extensions, name) for name in names]
+    established = [_established_at(api, name) for name in names]
     latest = max((moment for moment in established if moment is not None), default=None)
     if latest is not None:
         writable_at = latest + CRD_CREATE_DELAY

@@ -6,13 +6,11 @@ from typing import Any
 
 import kubernetes.client
 
-from tests.cluster import responses
-
 
 def exists(read: Any, *args: str) -> bool:
     """Whether ``read(*args)`` (a generated ``read_*`` method) finds the object: False on 404, errors propagate."""
     try:
-        responses.discard(read(*args, _preload_content=False))
+        read(*args, _preload_content=False).drain_conn()  # Read in full: the connection goes back to the pool.
     except kubernetes.client.ApiException as e:
         if e.status == 404:
             return False

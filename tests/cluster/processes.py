@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from tests.cluster import errors
 
@@ -96,6 +96,15 @@ class ManagedProcess:
         except FileNotFoundError:
             return "(no log)"
         return b"".join(tail).decode(errors="replace").rstrip() or "(empty log)"
+
+    def checked[T](self, predicate: Callable[[], T]) -> Callable[[], T]:
+        """``predicate``, but raising :class:`StartupError` first if the process has exited (for wait_for)."""
+
+        def check() -> T:
+            self.raise_if_exited()
+            return predicate()
+
+        return check
 
     def raise_if_exited(self, *, during: str = "while starting") -> None:
         """Raise :class:`StartupError` with the log's tail if the process has already exited."""

@@ -96,7 +96,7 @@ class RawApi:
             method, url, header_params=headers, body=serialized_body, _request_timeout=timeout
         )
         if not 200 <= response.status <= 299:
-            response.read()
+            response.read()  # type: ignore[no-untyped-call]  # Into .data, for the exception's body.
             raise kubernetes.client.ApiException.from_response(http_resp=response, body=None, data=None)
         raw: urllib3.BaseHTTPResponse = response.response
         return raw
@@ -109,7 +109,7 @@ def _query_value(value: Any) -> str:
 def status_message(error: kubernetes.client.ApiException) -> str:
     """The ``message`` of the Status object in an error response (or the raw body if it is not one)."""
     try:
-        message: str = json.loads(error.body)["message"]
+        message: str = json.loads(error.body or "")["message"]
     except (TypeError, ValueError, KeyError):
         return str(error.body or error.reason)
     return message

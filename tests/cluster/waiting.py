@@ -10,7 +10,7 @@ from tests.cluster import errors
 
 
 def wait_for[T](
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     *,
     timeout: float,
     what: str,

@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# The workpath operator: kopf handlers and the directive service, `workpath operator ...`.
+# Build from the repository root:  docker build -f images/operator.Dockerfile -t workpath/operator:0.1.0 .
+
+FROM python:3.12-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/workpath
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY worker/ worker/
+COPY operator/ operator/
+RUN /opt/workpath/bin/pip install '.[operator,speed]'
+
+FROM python:3.12-slim
+# Python writes nothing at run time: the root filesystem is read-only in the chart.
+ENV PATH=/opt/workpath/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /opt/workpath /opt/workpath
+# A numeric user, so that the chart's runAsNonRoot can verify it; the chart's runAsUser is the same uid.
+RUN groupadd --system --gid 10001 workpath \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent workpath
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 7740
+ENTRYPOINT ["workpath"]
+CMD ["operator", "--help"]
