@@ -257,3 +257,102 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+# ---------------------------------------------------------------------- operator
+
+
+def add_operator_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "operator",
+        help="run the Kubernetes operator: Routines in, runs on workers, status out",
+        description=_OPERATOR_DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_operator_arguments(parser)
+
+
+def operator_main(argv: list[str] | None = None) -> int:
+    """``python -m workpath_operator``: the same as ``workpath operator``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m workpath_operator",
+        description=_OPERATOR_DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_operator_arguments(parser)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+_OPERATOR_DESCRIPTION = (
+    "Serve the Routine resources of some namespaces (--namespace, repeatable) or of all (--all-namespaces): "
+    "run them on the workers connected to the directive service and write their phase, worker, timestamps, "
+    "result or error to their status. Credentials: in-cluster, else $KUBECONFIG. Workers authenticate with a "
+    "ServiceAccount token (TokenReview) or the shared token (--token / WORKPATH_TOKEN)."
+)
+
+
+def _add_operator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="level of the logs"
+    )
+    _add_settings(parser, settings.OperatorSettings, "operator settings (also from WORKPATH_* environment variables)")
+    _add_service_settings(parser)
+    parser.set_defaults(func=_operator)
+
+
+def _add_settings(parser: argparse.ArgumentParser, cls: type[Any], title: str) -> None:
+    """One flag per field of a settings dataclass; a tuple field is a repeatable flag named in the singular."""
+    group = parser.add_argument_group(title)
+    helps = settings.field_help(cls)
+    for field in dataclasses.fields(cls):
+        kind = str(field.type).split(" ")[0]
+        name = field.name.removesuffix("s") if kind.startswith("tuple") else field.name
+        flag = "--" + name.replace("_", "-")
+        shown = "none" if field.default in (None, ()) else str(field.default).lower()
+        options: dict[str, Any] = {
+            "dest": f"setting_{field.name}",
+            "default": argparse.SUPPRESS,
+            "help": f"{helps.get(field.name, '')} [default: {shown}]".replace("%", "%%"),
+        }
+        if kind.startswith("tuple"):
+            options.update(action="append", metavar=name.upper())
+        elif kind == "bool":
+            options.update(action=argparse.BooleanOptionalAction)
+        else:
+            options.update(type={"int": int, "float": float}.get(kind, str), metavar=name.upper())
+        group.add_argument(flag, **options)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    import logging
+
+    from workpath_operator import clients, operating
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.log_level != "debug":
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+    values = {k.removeprefix("setting_"): v for k, v in vars(args).items() if k.startswith("setting_")}
+    operator_fields = {field.name for field in dataclasses.fields(settings.OperatorSettings)}
+    try:
+        options = settings.OperatorSettings.from_env(
+            None, **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in operator_fields}
+        )
+        config = settings.ServiceSettings.from_env(
+            None, **{k: v for k, v in values.items() if k not in operator_fields}
+        )
+        if not config.token and not options.token_review:
+            raise ValueError("workers could not authenticate: keep --token-review or give --token (WORKPATH_TOKEN)")
+    except ValueError as exc:
+        print(f"workpath operator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_async(operating.operate(config, options))
+    except clients.ApiError as exc:
+        print(f"workpath operator: the Kubernetes API: {exc}", file=sys.stderr)
+        return 1

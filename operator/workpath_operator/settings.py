@@ -13,8 +13,24 @@ import os
 from typing import Any, Self
 
 
+class _FromEnv:
+    """``from_env`` for a frozen settings dataclass whose fields are read from ``WORKPATH_<FIELD>``."""
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: Any) -> Self:
+        """Defaults, then ``WORKPATH_<FIELD>`` variables, then ``overrides`` that are not None."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            raw = source.get(f"WORKPATH_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = _convert(field.type, raw, field.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ServiceSettings:
+class ServiceSettings(_FromEnv):
     host: str = "127.0.0.1"
     """Address the directive service listens on (env WORKPATH_HOST)."""
 
@@ -59,21 +75,78 @@ class ServiceSettings:
     """Seconds past an attempt's deadline before the service cancels it itself
     (the worker enforces the deadline first) (env WORKPATH_CANCEL_GRACE)."""
 
-    @classmethod
-    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: Any) -> Self:
-        """Defaults, then ``WORKPATH_<FIELD>`` variables, then ``overrides`` that are not None."""
-        source = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            raw = source.get(f"WORKPATH_{field.name.upper()}")
-            if raw is not None and raw != "":
-                values[field.name] = _convert(field.type, raw, field.name)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OperatorSettings(_FromEnv):
+    """The Kubernetes side of ``workpath operator``: what it watches, how it authenticates workers, how it writes."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose Routines the operator serves; repeat the flag for several
+    (env WORKPATH_NAMESPACES, comma-separated)."""
+
+    all_namespaces: bool = False
+    """Serve the Routines of every namespace (env WORKPATH_ALL_NAMESPACES)."""
+
+    token_review: bool = True
+    """Accept workers' projected ServiceAccount tokens, checked with the TokenReview API
+    (env WORKPATH_TOKEN_REVIEW). The shared token (--token) is accepted too when set."""
+
+    token_audience: str = "workpath"
+    """Audience a worker's ServiceAccount token must be issued for (env WORKPATH_TOKEN_AUDIENCE)."""
+
+    allowed_service_accounts: tuple[str, ...] = ()
+    """Only these ServiceAccounts (NAMESPACE:NAME) may connect as workers; any if empty; repeat the flag
+    for several (env WORKPATH_ALLOWED_SERVICE_ACCOUNTS, comma-separated)."""
+
+    token_cache_seconds: float = 30.0
+    """Seconds a token that passed TokenReview is trusted without asking again (env WORKPATH_TOKEN_CACHE_SECONDS)."""
+
+    token_cache_size: int = 1024
+    """Most tokens remembered as reviewed (env WORKPATH_TOKEN_CACHE_SIZE)."""
+
+    status_writers: int = 16
+    """Concurrent writes to the API server (status patches, child Routines, deletions); a Routine has at most
+    one in flight, and the changes that pile up meanwhile become one patch (env WORKPATH_STATUS_WRITERS)."""
+
+    status_linger: float = 0.005
+    """Seconds a Routine's first change waits before it is written, so that the changes right after it are
+    written with it (env WORKPATH_STATUS_LINGER)."""
+
+    events_per_second: float = 20.0
+    """Kubernetes Events posted per second at most, in bursts of up to --event-burst; the ones over the
+    budget are dropped and counted, never queued without bound; 0 posts none (env WORKPATH_EVENTS_PER_SECOND)."""
+
+    event_burst: int = 100
+    """Events that may be posted at once after a quiet time (env WORKPATH_EVENT_BURST)."""
+
+    liveness_endpoint: str | None = None
+    """kopf's own liveness endpoint, e.g. http://0.0.0.0:8080/healthz; the directive service serves /healthz
+    and /readyz in any case (env WORKPATH_LIVENESS_ENDPOINT)."""
+
+    def __post_init__(self) -> None:
+        if self.all_namespaces and self.namespaces:
+            raise ValueError("give --all-namespaces or --namespace, not both")
+        if not self.all_namespaces and not self.namespaces:
+            raise ValueError("say which Routines to serve: --namespace NS (repeatable) or --all-namespaces")
+        for account in self.allowed_service_accounts:
+            namespace, sep, name = account.partition(":")
+            if not sep or not namespace or not name or ":" in name:
+                raise ValueError(f"allowed ServiceAccount {account!r} is not NAMESPACE:NAME")
+        if self.status_writers < 1:
+            raise ValueError(f"status_writers must be at least 1, not {self.status_writers}")
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _convert(kind: Any, raw: str, name: str) -> Any:
     text = str(kind)
+    if text.startswith("bool"):
+        if raw.lower() not in _BOOLEANS:
+            raise ValueError(f"WORKPATH_{name.upper()}={raw!r} is not one of {', '.join(sorted(_BOOLEANS))}")
+        return _BOOLEANS[raw.lower()]
+    if text.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     try:
         if text.startswith("int"):
             return int(raw)

@@ -79,7 +79,7 @@ def up(*, node_count: int, detach: bool) -> int:
     names = tuple(f"process-node-{i}" for i in range(1, node_count + 1))
     with (
         controlplane.Cluster.start() as cluster,
-        kubelet.ProcessKubelet.start(cluster, node_names=names) as running_kubelet,
+        kubelet.ProcessKubelet(cluster, node_names=names).start() as running_kubelet,
     ):
         State(
             pid=os.getpid(),

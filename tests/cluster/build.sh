@@ -5,7 +5,7 @@
 #   etcd                                      from Debian's etcd-server package
 # into ${WORKPATH_CACHE:-$HOME/.cache/workpath}/k8s-<version>/bin.
 #
-# Idempotent: a binary that already exists is not rebuilt, so a warm run takes seconds.
+# Idempotent: a binary that exists (and reports the pinned version) is not rebuilt; a warm run takes a second.
 # Prints the bin directory as its last line of output. Exits non-zero with a message on failure.
 set -euo pipefail
 
@@ -21,12 +21,14 @@ die() { log "ERROR: $*"; exit 1; }
 [[ -n "$K8S_VERSION" ]] || die "cannot read the k8s.io/kubernetes version from $HERE/go.mod"
 [[ -n "$HELM_VERSION" ]] || die "cannot read the helm.sh/helm/v3 version from $HERE/helm/go.mod"
 command -v go >/dev/null || die "go is not on PATH; install Go >= 1.26 (the k8s module needs it)"
+GO_VERSION="$(go env GOVERSION)" || die "\`go env GOVERSION\` failed; is Go installed correctly?"
+go_minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$GO_VERSION")"
+[[ "$go_minor" =~ ^[0-9]+$ ]] && (( go_minor >= 26 )) || die "Go >= 1.26 is needed; found $GO_VERSION"
 mkdir -p "$BIN"
 
 # Go 1.27+ turns on jsonv2 by default, which breaks the apiserver's /openapi/v2 (kubectl apply then fails).
 goexperiment="${GOEXPERIMENT:-}"
-go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if [[ "$go_minor" =~ ^[0-9]+$ ]] && (( go_minor >= 27 )); then
+if (( go_minor >= 27 )); then
     goexperiment="${goexperiment:+$goexperiment,}nojsonv2"
 fi
 
@@ -65,7 +67,7 @@ fetch_etcd() {
     fi
     command -v apt-get >/dev/null || die "apt-get not found: put an etcd >= 3.4 binary at $out yourself"
     work="$(mktemp -d)"
-    trap 'rm -rf "$work"' RETURN
+    trap 'rm -rf "$work"; trap - RETURN' RETURN
     log "etcd: downloading Debian's etcd-server package ..."
     if ! (cd "$work" && apt-get download etcd-server >/dev/null 2>&1); then
         log "etcd: package not found in the apt lists; running apt-get update ..."
@@ -80,7 +82,7 @@ fetch_etcd() {
 }
 
 total=$SECONDS
-log "Kubernetes $K8S_VERSION, helm $HELM_VERSION, $(go env GOVERSION); cache: $BIN"
+log "Kubernetes $K8S_VERSION, helm $HELM_VERSION, $GO_VERSION; cache: $BIN"
 fetch_etcd
 go_build "$HERE" k8s.io/kubernetes/cmd/kube-apiserver "$BIN/kube-apiserver" "$K8S_VERSION" --version \
     "$K8S_LDFLAGS"

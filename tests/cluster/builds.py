@@ -56,7 +56,7 @@ class Binaries:
         if missing:
             raise errors.BinariesMissingError(
                 f"The Kubernetes {version} test binaries are not built ({', '.join(missing)} missing): "
-                f"run `{BUILD_COMMAND}` (about 10 minutes once, then cached in {bin_dir})."
+                f"run `{BUILD_COMMAND}` (5 to 10 minutes once, then cached in {bin_dir})."
             )
         kubectl = venv_bin_dir() / "kubectl"
         if not os.access(kubectl, os.X_OK):

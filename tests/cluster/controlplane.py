@@ -67,6 +67,8 @@ class Cluster:
         """The apiserver's self-signed serving certificate (with its CA); trust it to talk to the server."""
         self.admin = credentials.Identity(user="workpath-admin", groups=("system:masters",))
         self.boot_seconds: float | None = None
+        self.milestones: dict[str, float] = {}
+        """Seconds from the start of the boot to each of its steps (etcd, kube-apiserver, crds, ...)."""
         self._processes: dict[str, processes.ManagedProcess] = {}
         self._stopped = False
 
@@ -129,6 +131,7 @@ class Cluster:
             what=f"etcd to be healthy (log: {etcd.log_path})",
             ignore=(OSError,),
         )
+        self.milestones["etcd healthy"] = time.monotonic() - started
 
         apiserver = self._start_process(
             "kube-apiserver",
@@ -142,8 +145,10 @@ class Cluster:
             what=f"kube-apiserver /readyz (log: {apiserver.log_path})",
             ignore=(OSError, ssl.SSLError),
         )
+        self.milestones["kube-apiserver ready"] = time.monotonic() - started
 
         crd_names = self.install_crds(crd_paths, timeout=deadline - time.monotonic(), writable=False)
+        self.milestones["CRDs established"] = time.monotonic() - started
         manager = self._start_process(
             "kube-controller-manager",
             self._controller_manager_argv(
@@ -163,9 +168,11 @@ class Cluster:
                 timeout=deadline - time.monotonic(),
                 what=f"kube-controller-manager to run its controllers (log: {manager.log_path})",
             )
+            self.milestones["controllers running"] = time.monotonic() - started
             _await_writable(api, crd_names)  # Mostly passed by now.
-        self.boot_seconds = time.monotonic() - started
-        logger.info("Control plane %s ready at %s in %.1f s.", self.binaries.version, self.server, self.boot_seconds)
+        self.boot_seconds = self.milestones["CRDs writable"] = time.monotonic() - started
+        steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.milestones.items())
+        logger.info("Control plane %s at %s: %s.", self.binaries.version, self.server, steps)
 
     def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
         """Stop every process (SIGTERM, SIGKILL after ``timeout``) and remove the working directory."""

@@ -11,7 +11,7 @@ test asks for a fixture. Without the binaries, the tests are skipped, or fail wh
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import kubernetes.client
 import pytest
@@ -46,7 +46,7 @@ def k8s_cluster(k8s_binaries: builds.Binaries) -> Iterator[controlplane.Cluster]
 @pytest.fixture(scope="session")
 def process_kubelet(k8s_cluster: controlplane.Cluster) -> Iterator[kubelet.ProcessKubelet]:
     """Two Ready nodes whose pods run as local processes (and which schedule pending pods), for the session."""
-    with kubelet.ProcessKubelet.start(k8s_cluster, node_names=NODE_NAMES) as running:
+    with kubelet.ProcessKubelet(k8s_cluster, node_names=NODE_NAMES).start() as running:
         yield running
 
 
@@ -64,3 +64,18 @@ def k8s_api(k8s_cluster: controlplane.Cluster) -> Iterator[kubernetes.client.Api
     """An admin API client (the synchronous ``kubernetes`` library) for the test."""
     with k8s_cluster.api() as api:
         yield api
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """When a test with pods fails, attach the output of its namespace's pod processes to the report."""
+    report: pytest.TestReport = yield
+    funcargs = getattr(item, "funcargs", {})
+    running, namespace = funcargs.get("process_kubelet"), funcargs.get("k8s_namespace")
+    if report.failed and isinstance(running, kubelet.ProcessKubelet) and isinstance(namespace, str):
+        for process in running.processes(namespace):
+            output = running.logs(process.namespace, process.name)
+            report.sections.append((f"pod {process.namespace}/{process.name} (exit code {process.returncode})", output))
+    return report

@@ -9,7 +9,7 @@ being deleted gets SIGTERM, SIGKILL after its grace period (capped), then is for
 Not done: restarts (restartPolicy is ignored: an exited process ends the pod), init containers, containers
 other than the first (reported with the first one's state), exec probes (counted as passing), token refresh.
 
->>> with ProcessKubelet.start(cluster) as kubelet:
+>>> with ProcessKubelet(cluster).start() as kubelet:
 ...     ...  # create a Deployment; then kubelet.logs(namespace, pod_name)
 """
 
@@ -38,7 +38,7 @@ MAX_GRACE_SECONDS = 10.0
 
 
 class ProcessKubelet:
-    """The kubelet (and scheduler) of some fake nodes. Create it with :meth:`start`; stop it with :meth:`stop`."""
+    """The kubelet (and scheduler) of some fake nodes: ``ProcessKubelet(cluster).start()``, then :meth:`stop`."""
 
     def __init__(
         self,
@@ -72,33 +72,17 @@ class ProcessKubelet:
         self._thread = threading.Thread(target=self._watch, name="process-kubelet pods", daemon=True)
         self._stopped = False
 
-    @classmethod
-    def start(
-        cls,
-        cluster: controlplane.Cluster,
-        *,
-        node_names: tuple[str, ...] = ("process-node-1",),
-        root: pathlib.Path | None = None,
-        max_grace_seconds: float = MAX_GRACE_SECONDS,
-        heartbeat_interval: float = 10.0,
-    ) -> ProcessKubelet:
+    def start(self) -> Self:
         """Register the nodes, start the heartbeat and the pod watch; return once the first list is handled."""
-        kubelet = cls(
-            cluster,
-            node_names=node_names,
-            root=root,
-            max_grace_seconds=max_grace_seconds,
-            heartbeat_interval=heartbeat_interval,
-        )
         try:
-            kubelet._node_labels = kubelet._heartbeat.register()
-            kubelet._heartbeat.start()
-            kubelet._thread.start()
-            waiting.wait_for(kubelet._listed.is_set, timeout=30, what="the process-kubelet's first list of pods")
+            self._node_labels = self._heartbeat.register()
+            self._heartbeat.start()
+            self._thread.start()
+            waiting.wait_for(self._listed.is_set, timeout=30, what="the process-kubelet's first list of pods")
         except BaseException:
-            kubelet.stop()
+            self.stop()
             raise
-        return kubelet
+        return self
 
     def stop(self, *, grace_seconds: float = 2.0) -> None:
         """Stop watching, kill every process (SIGTERM, SIGKILL after ``grace_seconds``), join all threads."""
@@ -163,11 +147,11 @@ class ProcessKubelet:
         except FileNotFoundError:
             return ""
 
-    def processes(self) -> list[podrunning.PodProcess]:
-        """Every pod process this kubelet knows, including ended ones of pods that still exist."""
+    def processes(self, namespace: str | None = None) -> list[podrunning.PodProcess]:
+        """The latest process of every pod this kubelet ran (in ``namespace``), including ended ones."""
         with self._lock:
-            runners = list(self._runners.values())
-        return [runner.snapshot() for runner in runners]
+            runners = list(self._latest.values())
+        return [runner.snapshot() for runner in runners if namespace in (None, runner.namespace)]
 
     # -- the pod watch ---------------------------------------------------------------------------------------
 

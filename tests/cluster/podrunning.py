@@ -23,6 +23,10 @@ from tests.cluster import envvars, errors, mounting, podfields, probing, process
 logger = logging.getLogger(__name__)
 
 
+START_ERROR_CODE = 128
+"""The exit code reported for a process that could not be started (as container runtimes do)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PodProcess:
     """What a test can learn about a pod's process (a snapshot)."""
@@ -177,11 +181,13 @@ class PodRunner:
                 if not reported:  # Like the kubelet: wait for the reference to appear, and say so once.
                     self._report(self._waiting_status(e.reason, str(e)))
                     reported = True
-                self._interrupted.wait(self._settings.retry_interval)
             except errors.PodSpecError as e:
                 logger.error("process-kubelet cannot run pod %s/%s: %s", self.namespace, self.name, e)
                 self._report(self._waiting_status(e.reason, str(e)))
                 return None
+            except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as e:
+                logger.warning("process-kubelet: preparing pod %s/%s (will retry): %r", self.namespace, self.name, e)
+            self._interrupted.wait(self._settings.retry_interval)
         return None
 
     def _launch(self) -> _Launch:
@@ -208,11 +214,24 @@ class PodRunner:
         with self._lock:
             if self._deleting or self._detached:
                 return None
-            # Started from this thread, which outlives the process: see processes.die_with_parent_prefix().
-            self._process = process = processes.ManagedProcess.start(
-                f"pod {self.namespace}/{self.name}", launch.argv, log_path=self.log_path, env=launch.env, cwd=launch.cwd
-            )
             self._started_at = timestamps.now()
+            try:
+                # Started from this thread, which outlives the process: see processes.die_with_parent_prefix().
+                self._process = process = processes.ManagedProcess.start(
+                    f"pod {self.namespace}/{self.name}",
+                    launch.argv,
+                    log_path=self.log_path,
+                    env=launch.env,
+                    cwd=launch.cwd,
+                )
+            except OSError as e:
+                start_error: OSError | None = e
+            else:
+                start_error = None
+        if start_error is not None:  # As a runtime reports a container that could not start.
+            logger.error("process-kubelet cannot start pod %s/%s: %s", self.namespace, self.name, start_error)
+            self._report(self._terminated_status(START_ERROR_CODE, reason="StartError", message=str(start_error)))
+            return None
         probe = self._container.get("readinessProbe")
         self._report(self._running_status(ready=probe is None))
         if probe is not None:
@@ -281,16 +300,21 @@ class PodRunner:
         assert self._started_at is not None
         return self._status("Running", ready=ready, state={"running": {"startedAt": self._started_at_text()}})
 
-    def _terminated_status(self, returncode: int) -> dict[str, Any]:
+    def _terminated_status(
+        self, returncode: int, *, reason: str | None = None, message: str | None = None
+    ) -> dict[str, Any]:
         terminated: dict[str, Any] = {
             "exitCode": returncode if returncode >= 0 else 128 - returncode,
-            "reason": "Completed" if returncode == 0 else "Error",
+            "reason": reason or ("Completed" if returncode == 0 else "Error"),
             "startedAt": self._started_at_text(),
             "finishedAt": timestamps.rfc3339(timestamps.now()),
-            "containerID": self._container_id(),
         }
         if returncode < 0:
             terminated["signal"] = -returncode
+        if message:
+            terminated["message"] = message
+        if container_id := self._container_id():
+            terminated["containerID"] = container_id
         phase = "Succeeded" if returncode == 0 else "Failed"
         return self._status(phase, ready=False, state={"terminated": terminated})
 

@@ -82,3 +82,13 @@ async def finished(service: serving.DirectiveService, run: runs.Run, timeout: fl
 
 def submit(service: serving.DirectiveService, routine_id: str, **params: object) -> runs.Run:
     return service.dispatcher.submit(runs.RunSpec.model_validate({"routineID": routine_id, "params": params}))
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Every task a test (or the service under test) started is finished when it ends."""
+    before = set(asyncio.all_tasks())
+    yield
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() if t is not current and t not in before and not t.done()]
+    assert not leaked, f"tasks left running: {[t.get_name() for t in leaked]}"

@@ -1,0 +1,65 @@
+"""The kopf side of the operator: a registry with its handlers, and kopf's settings.
+
+Handlers stay thin: every Routine watch event goes to :class:`~reconciling.Reconciler`.
+Only a watching handler (``@kopf.on.event``) is registered, on purpose: kopf then
+keeps no diff-base or progress annotations and adds no finalizer, so it never writes
+to a Routine. Every write per Routine counts when thousands are created per minute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import kubernetes_asyncio.client
+
+from workpath_operator import clients, reconciling, resources
+
+
+def registry(
+    reconciler: reconciling.Reconciler, *, configuration: kubernetes_asyncio.client.Configuration
+) -> kopf.OperatorRegistry:
+    """A registry of its own (not kopf's global one) with the login and the Routine handler."""
+    handlers = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=handlers)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        """kopf uses the credentials the operator's own client uses."""
+        return await connection_info(configuration)
+
+    @kopf.on.event(resources.GROUP, resources.VERSION, resources.PLURAL, registry=handlers)
+    async def routine_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe(event["type"], event["object"])
+
+    return handlers
+
+
+def settings() -> kopf.OperatorSettings:
+    """kopf's settings: watch Routines, write nothing on its own, and be quiet about it."""
+    config = kopf.OperatorSettings()
+    # No watching of CRDs and namespaces: the namespaces are given, the CRD is installed with the chart.
+    # Fewer requests, and RBAC need not allow listing CRDs or namespaces.
+    config.scanning.disabled = True
+    # Events are posted by the operator itself, within a budget (see recording.py).
+    config.posting.enabled = False
+    # A per-Routine worker task lingers this long after its last event; Routines come in bursts.
+    config.queueing.idle_timeout = 1.0
+    config.watching.server_timeout = 300
+    config.watching.client_timeout = 330
+    config.watching.connect_timeout = 10
+    config.networking.request_timeout = 30
+    return config
+
+
+async def connection_info(configuration: kubernetes_asyncio.client.Configuration) -> kopf.ConnectionInfo:
+    header = await clients.authorization(configuration)
+    scheme, _, token = (header or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )

@@ -1,0 +1,44 @@
+"""Fixtures of the chart tests: the real helm, the chart (with a placeholder RBAC template while it has none)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.chart import rendering
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> rendering.Helm:
+    """helm with a private home; skipped when it is not built (failed when $CI is set)."""
+    return rendering.Helm(binary=rendering.require_helm(), home=tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return rendering.chart_for_tests(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="session")
+def render(helm: rendering.Helm, chart: pathlib.Path) -> Callable[..., rendering.Rendered]:
+    """``render(values=None)``: the chart rendered with those values (each distinct render is done once)."""
+    done: dict[str, rendering.Rendered] = {}
+
+    def rendered(values: dict[str, Any] | None = None) -> rendering.Rendered:
+        key = json.dumps(values or {}, sort_keys=True)
+        if key not in done:
+            done[key] = rendering.Rendered(helm.template(chart, values))
+        return done[key]
+
+    return rendered
+
+
+@pytest.fixture(scope="session")
+def chart_app_version() -> str:
+    metadata = rendering.load_documents((rendering.CHART / "Chart.yaml").read_text())[0]
+    version: str = metadata["appVersion"]
+    return version
