@@ -115,8 +115,10 @@ class Dispatcher:
 
         A run that was on a worker is held for that worker for the reconnect grace
         period; the worker keeps it if it reconnects and lists it in ``v1.ready``.
-        Pending runs are queued again; children are linked to their parents.
+        Pending runs are queued again; children are linked to their parents, finished ones too, so that
+        their results reach the parent's worker and a replayed request does not start them again.
         """
+        known = list(known)
         active: list[runs.Run] = []
         for run in known:
             if run.phase.finished:
@@ -124,13 +126,14 @@ class Dispatcher:
             else:
                 self.runs[run.run_id] = run
                 active.append(run)
-        for run in active:
+        for run in known:
             parent = self.runs.get(run.parent_run_id) if run.parent_run_id else None
-            if parent is not None and run.request_id is not None:
+            if parent is not None and run.request_id is not None and run.parent_attempt == parent.attempt:
                 if parent.children is None:
                     parent.children = {}
                 parent.children[run.request_id] = run
-                parent.waiting += 1
+                if not run.phase.finished:
+                    parent.waiting += 1
         awaited = {run.worker for run in active if run.worker is not None}
         if active and self.config.settle_seconds > 0:
             self._settling = awaited

@@ -1,25 +1,36 @@
 """The kopf side of the operator: a registry with its handlers, and kopf's settings.
 
-Handlers stay thin: every Routine watch event goes to :class:`~reconciling.Reconciler`.
-Only a watching handler (``@kopf.on.event``) is registered, on purpose: kopf then
-keeps no diff-base or progress annotations and adds no finalizer, so it never writes
-to a Routine. Every write per Routine counts when thousands are created per minute.
+Handlers stay thin. The startup and cleanup handlers start and stop the directive
+service (see :mod:`~workpath_operator.operating`); every Routine watch event goes to
+:class:`Served`'s ``observe``. Only a watching handler (``@kopf.on.event``) is registered
+for Routines, on purpose: kopf then keeps no diff-base or progress annotations and adds
+no finalizer, so it never writes to a Routine. Every write per Routine counts when
+thousands are created per minute.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import kopf
 import kubernetes_asyncio.client
 
-from workpath_operator import clients, reconciling, resources
+from workpath_operator import clients, resources
 
 
-def registry(
-    reconciler: reconciling.Reconciler, *, configuration: kubernetes_asyncio.client.Configuration
-) -> kopf.OperatorRegistry:
-    """A registry of its own (not kopf's global one) with the login and the Routine handler."""
+class Served(Protocol):
+    """What kopf drives: started before the watching, stopped after it, told of every Routine event."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+
+def registry(served: Served, *, configuration: kubernetes_asyncio.client.Configuration) -> kopf.OperatorRegistry:
+    """A registry of its own (not kopf's global one) with the login, lifecycle and Routine handlers."""
     handlers = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=handlers)
@@ -27,9 +38,17 @@ def registry(
         """kopf uses the credentials the operator's own client uses."""
         return await connection_info(configuration)
 
+    @kopf.on.startup(registry=handlers, errors=kopf.ErrorsMode.PERMANENT)
+    async def start(**_: Any) -> None:
+        await served.start()
+
+    @kopf.on.cleanup(registry=handlers)
+    async def stop(**_: Any) -> None:
+        await served.stop()
+
     @kopf.on.event(resources.GROUP, resources.VERSION, resources.PLURAL, registry=handlers)
     async def routine_event(event: kopf.RawEvent, **_: Any) -> None:
-        reconciler.observe(event["type"], event["object"])
+        served.observe(event["type"], event["object"])
 
     return handlers
 

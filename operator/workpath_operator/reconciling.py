@@ -7,8 +7,10 @@ is a Routine that carries a ``status.runID``, since only the operator writes tha
 it restores every unfinished one at startup. So kopf's initial listing after a
 restart, and the events our own status writes cause, cost a dictionary lookup.
 
-No finalizer: a deletion is seen in the watch (``DELETED``) and cancels the run and,
-through the dispatcher, its sub-routines. A Routine deleted while no operator ran is
+No finalizer: a deletion is seen in the watch (``DELETED``, or a ``deletionTimestamp``
+when something else holds the Routine) and cancels the run and, through the dispatcher,
+its sub-routines. So a finished Routine is deleted at once, and no write is spent on
+finalizers. A Routine deleted while no operator ran is
 not restored; a worker still running it is told to cancel it when it reconnects, and
 a status write answered 404 cancels the run too.
 """
@@ -32,8 +34,12 @@ class Reconciler:
         self._dispatcher = dispatcher
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """One watch event (``None`` for the initial listing, ``ADDED``, ``MODIFIED``, ``DELETED``)."""
-        if event_type == "DELETED":
+        """One watch event (``None`` for the initial listing, ``ADDED``, ``MODIFIED``, ``DELETED``).
+
+        A Routine being deleted (a ``deletionTimestamp``: foreground deletion, or someone's finalizer) counts
+        as deleted at once.
+        """
+        if event_type == "DELETED" or body["metadata"].get("deletionTimestamp"):
             self.deleted(body)
         else:
             self.seen(body)
@@ -43,7 +49,7 @@ class Reconciler:
         if self._dispatcher.get(run_id) is not None or self._store.knows(run_id):
             return
         metadata = body["metadata"]
-        if (body.get("status") or {}).get("runID") or metadata.get("deletionTimestamp"):
+        if (body.get("status") or {}).get("runID"):
             return
         try:
             spec = resources.spec_of(body)

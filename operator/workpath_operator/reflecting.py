@@ -153,6 +153,7 @@ class RoutineStore:
         return loaded
 
     def run_changed(self, run: runs.Run) -> None:
+        self._logs.run_changed(run)
         record = self._records.get(run.run_id)
         if record is None:
             if run.parent_run_id is None:
@@ -166,7 +167,6 @@ class RoutineStore:
             record.reason = run.reason
             self._note(record, run)
         self._writes.add(run.run_id)
-        self._logs.run_changed(run)
 
     def run_log(self, run: runs.Run, entry: directives.Log) -> None:
         self._logs.run_log(run, entry)

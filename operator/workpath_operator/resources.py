@@ -11,7 +11,6 @@ request ID and parent attempt annotations).
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -285,13 +284,6 @@ def ttl_of(body: Body) -> int | None:
 def timestamp(moment: datetime.datetime) -> str:
     """RFC 3339 in UTC with microseconds: ``2026-10-01T12:00:00.123456Z``."""
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def is_valid_name(name: str) -> bool:
-    return len(name) <= MAX_NAME and _NAME.match(name) is not None
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

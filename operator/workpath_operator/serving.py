@@ -130,6 +130,7 @@ class DirectiveService:
                 await self._heartbeat
             self._heartbeat = None
         if self._runner is not None:
+            await self._disconnect_workers()
             await self._runner.cleanup()
             self._runner = None
         for task in list(self._closing):
@@ -137,6 +138,14 @@ class DirectiveService:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await self.store.close()
+
+    async def _disconnect_workers(self) -> None:
+        """Close the workers' connections (else the server waits for them to end); they reconnect elsewhere."""
+        sockets = [s.ws for s in self.dispatcher.workers() if s.ws is not None] if self._dispatcher else []
+        if sockets:
+            await asyncio.gather(
+                *(ws.close(code=1001, message=b"the service is stopping") for ws in sockets), return_exceptions=True
+            )
 
     async def __aenter__(self) -> DirectiveService:
         await self.start()

@@ -7,7 +7,7 @@ of changes to one run into one write.
 - :class:`MemoryRunStore`: in memory, the embedded default of ``workpath dev``.
 - :class:`SqliteRunStore`: the same, persisted to a SQLite file, so that a
   restarted ``workpath dev --db FILE`` picks up where it left off.
-- The Kubernetes store (Routine resources) lives in :mod:`workpath_operator.kubernetes`.
+- The Kubernetes store (Routine resources) lives in :mod:`workpath_operator.reflecting`.
 """
 
 from __future__ import annotations

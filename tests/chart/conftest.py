@@ -1,4 +1,4 @@
-"""Fixtures of the chart tests: the real helm, the chart (with a placeholder RBAC template while it has none)."""
+"""Fixtures of the chart tests: the real helm with a private home, the chart, and cached renders."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> rendering.Helm:
 
 
 @pytest.fixture(scope="session")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return rendering.chart_for_tests(tmp_path_factory.mktemp("chart"))
+def chart() -> pathlib.Path:
+    return rendering.CHART
 
 
 @pytest.fixture(scope="session")

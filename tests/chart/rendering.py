@@ -3,11 +3,6 @@
 The helm binary is the one ``tests/cluster/build.sh`` builds (``~/.cache/workpath/k8s-<version>/bin/helm``), else a
 ``helm`` on PATH. Helm runs with its config, cache and data in a private directory, so the tests neither read nor
 write the user's Helm repositories and plugins.
-
-``templates/rbac.yaml`` is written by another engineer. While it is missing, :func:`chart_for_tests` copies the chart
-to a temporary directory and adds :data:`PLACEHOLDER_RBAC`, which follows the same contract (the operator's
-ServiceAccount named ``operator.serviceAccount.name``, a ClusterRole or a Role per ``rbac.clusterWide``); the repo is
-never touched.
 """
 
 from __future__ import annotations
@@ -26,12 +21,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.cluster import builds
+from tests.cluster import builds, controlplane
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "workpath"
 SOURCE_CRDS = REPO / "crds"
-RBAC_TEMPLATE = pathlib.Path("templates") / "rbac.yaml"
 
 RELEASE = "wp"
 NAMESPACE = "workpath-system"
@@ -41,94 +35,6 @@ DIRECTIVE_PORT = 7740
 
 KUBERNETES_VERSION = builds.kubernetes_version()
 """The release the k8s tier runs (tests/cluster/go.mod); charts are rendered for it."""
-
-PLACEHOLDER_RBAC = """\
-{{- /* Placeholder of the tests until the real templates/rbac.yaml exists; not part of the chart. */ -}}
-{{- $name := include "workpath.operator.serviceAccountName" . }}
-{{- $kind := ternary "ClusterRole" "Role" .Values.rbac.clusterWide }}
-{{- if .Values.operator.serviceAccount.create }}
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: {{ $name }}
-  namespace: {{ .Release.Namespace }}
-  labels:
-    {{- include "workpath.operator.labels" . | nindent 4 }}
-{{- end }}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}-cluster
-  labels:
-    {{- include "workpath.operator.labels" . | nindent 4 }}
-rules:
-  - apiGroups: [authentication.k8s.io]
-    resources: [tokenreviews]
-    verbs: [create]
-  - apiGroups: [apiextensions.k8s.io]
-    resources: [customresourcedefinitions]
-    verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}-cluster
-  labels:
-    {{- include "workpath.operator.labels" . | nindent 4 }}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}-cluster
-subjects:
-  - kind: ServiceAccount
-    name: {{ $name }}
-    namespace: {{ .Release.Namespace }}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: {{ $kind }}
-metadata:
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}
-  {{- if not .Values.rbac.clusterWide }}
-  namespace: {{ .Release.Namespace }}
-  {{- end }}
-  labels:
-    {{- include "workpath.operator.labels" . | nindent 4 }}
-rules:
-  - apiGroups: [workpath.dev]
-    resources: [routines, workerpools]
-    verbs: [get, list, watch, create, patch, update, delete]
-  - apiGroups: [workpath.dev]
-    resources: [routines/status, workerpools/status]
-    verbs: [get, patch, update]
-  - apiGroups: [apps]
-    resources: [deployments]
-    verbs: [get, list, watch, create, patch, update, delete]
-  - apiGroups: [""]
-    resources: [pods]
-    verbs: [get, list, watch, patch]
-  - apiGroups: ["", events.k8s.io]
-    resources: [events]
-    verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: {{ $kind }}Binding
-metadata:
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}
-  {{- if not .Values.rbac.clusterWide }}
-  namespace: {{ .Release.Namespace }}
-  {{- end }}
-  labels:
-    {{- include "workpath.operator.labels" . | nindent 4 }}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: {{ $kind }}
-  name: {{ include "workpath.fullname" . }}-{{ .Release.Namespace }}
-subjects:
-  - kind: ServiceAccount
-    name: {{ $name }}
-    namespace: {{ .Release.Namespace }}
-"""
 
 WORKER_VALUES: dict[str, Any] = {
     "workers": {"enabled": True, "modules": ["examples.reports"], "replicas": 2, "slots": 4, "pool": "reports"}
@@ -155,8 +61,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "pools": POOL_VALUES,
     "stopped": {"operator": {"replicas": 0}},
     "everything": {
-        **WORKER_VALUES,
         **POOL_VALUES,
+        "workers": WORKER_VALUES["workers"]
+        | {
+            "extraVolumes": [{"name": "data", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "data", "mountPath": "/data"}],
+        },
         "rbac": {"clusterWide": False},
         "fullnameOverride": "jobs",
         "commonLabels": {"team": "analytics"},
@@ -164,8 +74,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "operator": {
             "image": {"repository": "registry.example/workpath-operator", "tag": "1.2.3", "pullPolicy": "Always"},
             "serviceAccount": {"create": True, "name": "jobs-operator", "annotations": {"team": "analytics"}},
-            "extraArgs": ["--verbose"],
+            "allowedServiceAccounts": ["workpath-system:workpath-worker", "analytics:reports-worker"],
+            "extraArgs": ["--log-level", "debug"],
             "extraEnv": [{"name": "WORKPATH_HEARTBEAT_INTERVAL", "value": "2"}],
+            "extraVolumes": [{"name": "ca", "configMap": {"name": "corporate-ca"}}],
+            "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}],
             "podAnnotations": {"prometheus.io/scrape": "true"},
             "nodeSelector": {"kubernetes.io/os": "linux"},
             "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "workpath", "effect": "NoSchedule"}],
@@ -312,22 +225,13 @@ class Helm:
         return self.run(*args)
 
 
+def cluster_helm(binaries: builds.Binaries, cluster: controlplane.Cluster, home: pathlib.Path) -> Helm:
+    """helm pointed at the test control plane (skipped without a helm binary; failed when ``$CI`` is set)."""
+    return Helm(binary=require_helm(binaries.helm), home=home, kubeconfig=cluster.kubeconfig)
+
+
 def load_documents(text: str) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(text) if document]
-
-
-def chart_for_tests(scratch: pathlib.Path) -> pathlib.Path:
-    """The chart to test: the repo's, or a copy in ``scratch`` with :data:`PLACEHOLDER_RBAC` if it has no RBAC."""
-    if (CHART / RBAC_TEMPLATE).exists():
-        return CHART
-    copy = scratch / "workpath"
-    shutil.copytree(CHART, copy)
-    (copy / RBAC_TEMPLATE).write_text(PLACEHOLDER_RBAC)
-    return copy
-
-
-def uses_placeholder_rbac(chart: pathlib.Path) -> bool:
-    return chart != CHART
 
 
 # -- looking at rendered objects ---------------------------------------------------------------------------

@@ -119,3 +119,17 @@ def test_operator_image_defaults_to_the_chart_app_version(
     assert rendering.container(_operator(render()))["image"] == f"workpath/operator:{chart_app_version}"
     custom = render({"operator": {"image": {"repository": "registry.example/op", "tag": "9.9"}}})
     assert rendering.container(_operator(custom))["image"] == "registry.example/op:9.9"
+
+
+def test_extra_volumes_are_mounted_in_both_workloads(render: Callable[..., rendering.Rendered]) -> None:
+    rendered = render(rendering.VALUE_SETS["everything"])
+    expected = {"operator": ("ca", "/etc/ssl/corporate"), "worker": ("data", "/data")}
+
+    for component, (volume, path) in expected.items():
+        workload = rendered.deployment_of(component)
+        assert workload is not None
+        assert volume in {v["name"] for v in rendering.pod_spec(workload)["volumes"]}
+        assert {"name": volume, "mountPath": path} in [
+            {key: mount[key] for key in ("name", "mountPath")}
+            for mount in rendering.container(workload)["volumeMounts"]
+        ]

@@ -1,7 +1,7 @@
 """templates/rbac.yaml's contract with the rest of the chart: the operator's ServiceAccount (named by
 operator.serviceAccount.name, in the release namespace) is created when operator.serviceAccount.create, bound to roles
 the chart renders, cluster-wide or in the release namespace per rbac.clusterWide; the workers' account is bound to none.
-(The placeholder of rendering.py stands in while the real template is missing; tests/k8s checks the permissions.)"""
+(tests/k8s/test_chart_installs.py checks the permissions themselves, with SubjectAccessReviews.)"""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ with the values the chart means: a renamed flag or setting breaks this test, not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from tests.chart import rendering
 from workpath import cli, settings
+from workpath_operator import settings as operator_settings
 
 POD_NAME = "wp-workpath-worker-7c9f-abcde"
 
@@ -50,18 +52,40 @@ def test_worker_command_and_environment_configure_the_worker(render: Callable[..
     assert (config.slots, config.pool, config.worker_id) == (4, "reports", POD_NAME)
 
 
-@pytest.mark.parametrize("values", [{}, {"rbac": {"clusterWide": False}}], ids=["cluster-wide", "namespaced"])
-def test_operator_command_is_accepted_by_the_cli(
-    render: Callable[..., rendering.Rendered], values: dict[str, Any]
+OPERATOR_CASES = {
+    "cluster-wide": ({}, {"all_namespaces": True, "namespaces": ()}),
+    "namespaced": ({"rbac": {"clusterWide": False}}, {"all_namespaces": False, "namespaces": (rendering.NAMESPACE,)}),
+    "everything": (
+        rendering.VALUE_SETS["everything"],
+        {
+            "all_namespaces": False,
+            "namespaces": (rendering.NAMESPACE,),
+            "allowed_service_accounts": ("workpath-system:workpath-worker", "analytics:reports-worker"),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(("values", "expected"), OPERATOR_CASES.values(), ids=OPERATOR_CASES.keys())
+def test_operator_command_configures_the_operator(
+    render: Callable[..., rendering.Rendered], values: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     workload = render(values).deployment_of("operator")
     assert workload is not None
-    command = rendering.container(workload)["command"]
-    parser = cli.build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "operator" not in commands.choices:
-        pytest.skip("`workpath operator` is not written yet (no 'operator' entry point in workpath.commands)")
 
-    args = _parse(command)  # argparse exits (status 2) on a flag it does not know.
+    args = _parse(rendering.container(workload)["command"])  # argparse exits (status 2) on an unknown flag.
+    given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    operator_fields = {field.name for field in dataclasses.fields(operator_settings.OperatorSettings)}
+    options = operator_settings.OperatorSettings.from_env(
+        {}, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in operator_fields}
+    )
+    service = operator_settings.ServiceSettings.from_env(
+        {}, **{k: v for k, v in given.items() if k not in operator_fields}
+    )
 
-    assert callable(args.func)
+    assert args.func.__name__ == "_operator"
+    assert {key: getattr(options, key) for key in expected} == expected
+    # Workers' tokens are checked with TokenReview for the audience the chart's projected tokens carry.
+    assert options.token_review is True
+    assert options.token_audience == rendering.AUDIENCE
+    assert (service.host, service.port) == ("0.0.0.0", rendering.DIRECTIVE_PORT)

@@ -42,9 +42,7 @@ def test_worker_id_is_the_pod_name(render: Callable[..., rendering.Rendered]) ->
 
 
 @pytest.mark.parametrize("values", [{}, {"fullnameOverride": "jobs", "service": {"port": 7000}}])
-def test_worker_url_is_the_directive_service(
-    render: Callable[..., rendering.Rendered], values: dict[str, Any]
-) -> None:
+def test_worker_url_is_the_directive_service(render: Callable[..., rendering.Rendered], values: dict[str, Any]) -> None:
     rendered = render(rendering.WORKER_VALUES | values)
     (service,) = rendered.of_kind("Service")
     url = rendering.env_of(_workers(rendered))["WORKPATH_URL"]["value"]
@@ -77,7 +75,9 @@ def test_worker_token_is_projected_for_the_operator_and_short_lived(
 
 
 def test_worker_token_lifetime_comes_from_values(render: Callable[..., rendering.Rendered]) -> None:
-    values = rendering.WORKER_VALUES | {"workers": rendering.WORKER_VALUES["workers"] | {"token": {"expirationSeconds": 900}}}
+    values = rendering.WORKER_VALUES | {
+        "workers": rendering.WORKER_VALUES["workers"] | {"token": {"expirationSeconds": 900}}
+    }
     pod = rendering.pod_spec(_workers(render(values)))
 
     (token,) = [
@@ -113,4 +113,6 @@ def test_extra_env_is_added_after_the_chart_settings(render: Callable[..., rende
     names = [entry["name"] for entry in rendering.container(_workers(render({"workers": workers})))["env"]]
 
     assert names[-1] == "WORKPATH_LOG_LEVEL"
-    assert {"WORKPATH_URL", "WORKPATH_TOKEN_FILE", "WORKPATH_WORKER_ID", "WORKPATH_SLOTS", "WORKPATH_POOL"} <= set(names)
+    assert {"WORKPATH_URL", "WORKPATH_TOKEN_FILE", "WORKPATH_WORKER_ID", "WORKPATH_SLOTS", "WORKPATH_POOL"} <= set(
+        names
+    )

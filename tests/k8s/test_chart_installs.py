@@ -28,13 +28,7 @@ POOL = {"name": "reports", "routines": ["reports.*"], "minReplicas": 0, "maxRepl
 def helm(
     k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> rendering.Helm:
-    binary = rendering.require_helm(k8s_binaries.helm)
-    return rendering.Helm(binary=binary, home=tmp_path_factory.mktemp("helm-home"), kubeconfig=k8s_cluster.kubeconfig)
-
-
-@pytest.fixture(scope="module")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return rendering.chart_for_tests(tmp_path_factory.mktemp("chart"))
+    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture
@@ -90,7 +84,6 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
     k8s_api: kubernetes.client.ApiClient,
     k8s_namespace: str,
     helm: rendering.Helm,
-    chart: pathlib.Path,
     release: str,
     tmp_path: pathlib.Path,
     cluster_wide: bool,
@@ -99,7 +92,7 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
     manifest_path = tmp_path / "manifest.yaml"
     values = {"rbac": {"clusterWide": cluster_wide}, "operator": {"replicas": 0}, "workerPools": [POOL]}
 
-    with helm.installed(release, chart, namespace=namespace, values=values) as output:
+    with helm.installed(release, rendering.CHART, namespace=namespace, values=values) as output:
         manifest_path.write_text(helm.manifest(release, namespace=namespace))
         rendered = {(o["kind"], o["metadata"]["name"]) for o in rendering.load_documents(manifest_path.read_text())}
 

@@ -20,13 +20,7 @@ WORKER_ACCOUNT = "workpath-worker"
 def helm(
     k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> rendering.Helm:
-    binary = rendering.require_helm(k8s_binaries.helm)
-    return rendering.Helm(binary=binary, home=tmp_path_factory.mktemp("helm-home"), kubeconfig=k8s_cluster.kubeconfig)
-
-
-@pytest.fixture(scope="module")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return rendering.chart_for_tests(tmp_path_factory.mktemp("chart"))
+    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
 
 
 def _process_environment(pid: int) -> dict[str, str]:
@@ -41,7 +35,6 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
     k8s_namespace: str,
     process_kubelet: kubelet.ProcessKubelet,
     helm: rendering.Helm,
-    chart: pathlib.Path,
 ) -> None:
     namespace, release = k8s_namespace, f"wp-{secrets.token_hex(3)}"
     values = {
@@ -60,10 +53,14 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=worker"
     authentication = kubernetes.client.AuthenticationV1Api(k8s_api)
 
-    with helm.installed(release, chart, namespace=namespace, values=values):
+    with helm.installed(release, rendering.CHART, namespace=namespace, values=values):
         pod = waiting.wait_for(
             lambda: next(
-                (p for p in core.list_namespaced_pod(namespace, label_selector=selector).items if lookups.pod_is_ready(p)),
+                (
+                    p
+                    for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+                    if lookups.pod_is_ready(p)
+                ),
                 None,
             ),
             timeout=60,

@@ -1,0 +1,136 @@
+"""The chart's own pods run a Routine to Succeeded on the test control plane: the operator pod (its command, port and
+readiness probe; the chart's namespaced, least-privilege RBAC as its only permissions) and two worker pods (their
+projected tokens checked with TokenReview), admitted in a namespace that enforces the "restricted" Pod Security
+Standard, are run by the process-kubelet as local processes; examples/routine.yaml is applied and succeeds. The
+nearest thing to tests/e2e/kind-e2e.sh that runs without Docker.
+
+Two things stand in for what a real node gives a pod: the operator finds the API server through a kubeconfig with
+its ServiceAccount's token (a local process cannot see /var/run/secrets/kubernetes.io/serviceaccount), and the
+workers dial 127.0.0.1 (no cluster DNS resolves the Service's name here).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+import kubernetes.client
+import pytest
+import yaml
+
+from tests.chart import rendering
+from tests.cluster import builds, controlplane, kubelet, lookups, manifests, processes, waiting
+
+OPERATOR_ACCOUNT = "workpath-operator"
+KUBECONFIG_SECRET = "operator-kubeconfig"
+KUBECONFIG_DIR = "/etc/workpath-test"
+ROUTINE = rendering.REPO / "examples" / "routine.yaml"
+
+
+@pytest.fixture(scope="module")
+def helm(
+    k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> rendering.Helm:
+    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
+
+
+def _values(namespace: str, port: int) -> dict[str, Any]:
+    return {
+        "rbac": {"clusterWide": False},
+        "operator": {
+            "port": port,
+            "allowedServiceAccounts": [f"{namespace}:workpath-worker"],
+            "extraEnv": [{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],
+            "extraVolumes": [{"name": "kubeconfig", "secret": {"secretName": KUBECONFIG_SECRET}}],
+            "extraVolumeMounts": [{"name": "kubeconfig", "mountPath": KUBECONFIG_DIR, "readOnly": True}],
+        },
+        "workers": {
+            "enabled": True,
+            "replicas": 2,
+            "modules": ["examples.reports"],
+            "slots": 2,
+            "extraEnv": [
+                {"name": "PYTHONPATH", "value": str(rendering.REPO)},
+                {"name": "WORKPATH_URL", "value": f"ws://127.0.0.1:{port}/v1/workers"},
+            ],
+        },
+    }
+
+
+def _kubeconfig(cluster: controlplane.Cluster, token: str) -> str:
+    """A kubeconfig that authenticates as the operator's ServiceAccount, nothing more."""
+    authority = base64.b64encode(cluster.ca_file.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": cluster.server, "certificate-authority-data": authority}}],
+        "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "test", "user": OPERATOR_ACCOUNT}}],
+        "current-context": "operator",
+    }
+    return yaml.safe_dump(config)
+
+
+def _ready_pods(core: kubernetes.client.CoreV1Api, namespace: str, selector: str) -> list[kubernetes.client.V1Pod]:
+    return [p for p in core.list_namespaced_pod(namespace, label_selector=selector).items if lookups.pod_is_ready(p)]
+
+
+def test_chart_pods_run_the_example_routine_to_success(
+    k8s_cluster: controlplane.Cluster,
+    k8s_api: kubernetes.client.ApiClient,
+    k8s_namespace: str,
+    process_kubelet: kubelet.ProcessKubelet,
+    helm: rendering.Helm,
+) -> None:
+    namespace, release, port = k8s_namespace, f"wp-{secrets.token_hex(3)}", processes.free_port()
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    routines = kubernetes.client.CustomObjectsApi(k8s_api)
+    instance = f"app.kubernetes.io/instance={release}"
+
+    # Pod Security admission refuses pods that the "restricted" standard does not allow.
+    core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+
+    with helm.installed(release, rendering.CHART, namespace=namespace, values=_values(namespace, port)):
+        # The operator pod waits for its kubeconfig Secret, as a kubelet waits for a missing volume source.
+        token = core.create_namespaced_service_account_token(
+            OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
+        ).status.token
+        core.create_namespaced_secret(
+            namespace,
+            {"metadata": {"name": KUBECONFIG_SECRET}, "stringData": {"kubeconfig": _kubeconfig(k8s_cluster, token)}},
+        )
+        # Ready means the kubelet's httpGet of /readyz on the chart's port passed.
+        (operator,) = waiting.wait_for(
+            lambda: _ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=operator"),
+            timeout=60,
+            what="the operator pod to pass its readiness probe",
+        )
+        workers = waiting.wait_for(
+            lambda: (
+                (pods := _ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=worker"))
+                and len(pods) == 2
+                and pods
+            ),
+            timeout=60,
+            what="two ready worker pods",
+        )
+
+        k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(ROUTINE))
+        name = yaml.safe_load(ROUTINE.read_text())["metadata"]["name"]
+
+        def finished() -> dict[str, Any] | None:
+            routine: dict[str, Any] = routines.get_namespaced_custom_object(
+                manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+            )
+            phase = routine.get("status", {}).get("phase")
+            return routine if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+        routine = waiting.wait_for(finished, timeout=90, what=f"Routine {name} to finish")
+
+        status = routine["status"]
+        assert status["phase"] == "Succeeded", status
+        assert status["worker"] in {pod.metadata.name for pod in workers}
+        assert status["result"]["parts"] == 4
+        assert status["subroutines"]["succeeded"] == 4
+        assert process_kubelet.process(namespace, operator.metadata.name).returncode is None
