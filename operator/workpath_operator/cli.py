@@ -94,12 +94,7 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_service_settings(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("service settings (also from WORKPATH_* environment variables)")
-    helps = settings.field_help(settings.ServiceSettings)
-    for field in dataclasses.fields(settings.ServiceSettings):
-        flag = "--" + field.name.replace("_", "-")
-        kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
-        group.add_argument(flag, dest=f"setting_{field.name}", type=kind, default=None, help=helps.get(field.name))
+    _add_settings(parser, settings.ServiceSettings, "service settings (also from WORKPATH_* environment variables)")
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 
 A container sees a volume at its ``mountPath``; a local process cannot, so every volume gets a directory under
 the pod's directory, filled as the kubelet would fill it, and any ``mountPath`` that appears in the container's
-command, args, env values or workingDir is rewritten to that directory.
+command, args, env values or workingDir is rewritten to that directory. A path under a mount point that exists on
+this machine (a checkout in ``/tmp`` while ``/tmp`` is an emptyDir) is the machine's own and is left alone.
 """
 
 from __future__ import annotations
@@ -26,12 +27,20 @@ class PathMapper:
         self._mounts = {path.rstrip("/") or "/": local for path, local in mounts.items()}
         # The longest mount path first, so that a nested mount wins over its parent.
         alternatives = "|".join(re.escape(path) for path in sorted(self._mounts, key=len, reverse=True))
-        self._pattern = re.compile(rf"(?<![\w./-])({alternatives})(?=/|$|[^\w.-])") if self._mounts else None
+        self._pattern = (
+            re.compile(rf"(?<![\w./-])({alternatives})((?:/[^\s:;,'\"]*)?)(?=$|[^\w.-])") if self._mounts else None
+        )
 
     def rewrite(self, text: str) -> str:
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda match: str(self._mounts[match.group(1)]), text)
+        return self._pattern.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        mount, rest = match.group(1), match.group(2)
+        if rest.strip("/") and os.path.exists(mount + rest):
+            return match.group(0)  # the machine's own path, under a mount point
+        return str(self._mounts[mount]) + rest
 
 
 def materialize(pod: dict[str, Any], *, root: pathlib.Path, refs: references.References) -> dict[str, pathlib.Path]:
