@@ -411,6 +411,13 @@ class Dispatcher:
             self._vacate(parent, session)
         self._enqueue(child)
 
+    def cancel_request(self, session: sessions.WorkerSession, cancel: directives.CancelSubroutine) -> None:
+        """A routine stopped waiting for a sub-routine: cancel the child, if it still runs."""
+        parent = session.runs.get(cancel.parent_run_id)
+        child = parent.children.get(cancel.request_id) if parent is not None and parent.children else None
+        if child is not None and not child.phase.finished:
+            self._cancel(child, cancel.reason)
+
     def log(self, session: sessions.WorkerSession, entry: directives.Log) -> None:
         run = session.runs.get(entry.run_id)
         if run is None:

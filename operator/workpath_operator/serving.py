@@ -111,6 +111,7 @@ class DirectiveService:
             directives.GivePulse: self._pulse,
             directives.Log: lambda s, p, n: dispatcher.log(s, p),
             directives.Released: lambda s, p, n: dispatcher.released(s, p),
+            directives.CancelSubroutine: lambda s, p, n: dispatcher.cancel_request(s, p),
             directives.Ready: self._duplicate_ready,
         }
         dispatcher.restore(await self.store.load())

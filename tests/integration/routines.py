@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import time
@@ -88,3 +89,13 @@ async def log(ctx: workpath.Context, lines: int) -> int:
 @workpath.routine("test.call_failing")
 async def call_failing(ctx: workpath.Context) -> None:
     await ctx.call("test.fail", retryable=False)
+
+
+@workpath.routine("test.abandon")
+async def abandon(ctx: workpath.Context, markers: str, gate: str, release: str) -> str:
+    """Gather a sub-routine that waits with one that fails; carry on after the failure until released."""
+    with contextlib.suppress(workpath.RoutineFailedError):
+        await ctx.gather(ctx.call("test.gate", markers=markers, gate=gate), ctx.call("test.fail"))
+    while not pathlib.Path(release).exists():
+        await asyncio.sleep(0.01)
+    return "released"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
+
 from tests.integration import fleets
-from tests.integration.conftest import connected, finished, submit
+from tests.integration.conftest import connected, eventually, finished, submit
 from workpath_operator import runs, serving
 
 
@@ -40,6 +42,26 @@ async def test_a_three_deep_chain_runs_on_a_single_slot(
     assert child.parent_run_id == top.run_id and grandchild.parent_run_id == child.run_id
     assert grandchild.root_run_id == top.run_id
     assert {top.worker, child.worker, grandchild.worker} == {"solo"}
+
+
+async def test_a_sub_routine_nobody_waits_for_any_more_is_cancelled(
+    service: serving.DirectiveService, fleet: fleets.WorkerFleet, tmp_path: pathlib.Path
+) -> None:
+    await fleet.spawn("w-1", slots=4)
+    await connected(service, "w-1")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    parent = submit(
+        service, "test.abandon", markers=str(markers), gate=str(tmp_path / "never"), release=str(tmp_path / "go")
+    )
+    await eventually(lambda: parent.children_total == 2 and parent.children_failed == 2, what="both children to end")
+    assert parent.phase is runs.Phase.RUNNING  # the parent still runs: the cancel came from ctx.gather, not from it
+    assert parent.children is not None
+    waiting = next(c for c in parent.children.values() if c.routine_id == "test.gate")
+    assert waiting.phase is runs.Phase.CANCELLED
+    (tmp_path / "go").touch()
+    done = await finished(service, parent)
+    assert (done.phase, done.result) == (runs.Phase.SUCCEEDED, "released")
 
 
 async def test_a_failed_sub_routine_raises_in_the_parent(

@@ -41,6 +41,7 @@ class FakeChannel:
             request_id=directives.RequestID(f"r{len(self.calls) + 1}"),
             routine_id=routine_id,
             frame="",
+            parent_run_id=parent.run_id,
             future=self._loop.create_future(),
         )
         self.calls.append((call, params, timeout_seconds, pool))

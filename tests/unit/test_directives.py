@@ -41,6 +41,7 @@ FROM_WORKER_SAMPLES: list[directives.Payload] = [
         completed_at=NOW,
     ),
     directives.Released(run_id=directives.RunID("r-1"), attempt=1),
+    directives.CancelSubroutine(request_id=directives.RequestID("q-1"), parent_run_id=directives.RunID("r-1")),
 ]
 
 FROM_SERVICE_SAMPLES: list[directives.Payload] = [
@@ -175,6 +176,13 @@ def test_a_worker_directive_is_not_accepted_by_a_worker() -> None:
     with pytest.raises(errors.DirectiveError) as caught:
         directives.decode_from_service(frame)
     assert caught.value.code == directives.UNKNOWN_DIRECTIVE
+
+
+def test_cancel_means_different_things_in_each_direction() -> None:
+    to_worker = directives.decode_from_service(directives.encode(FROM_SERVICE_SAMPLES[5]))
+    from_worker = directives.decode_from_worker(directives.encode(FROM_WORKER_SAMPLES[-1]))
+    assert type(to_worker) is directives.CancelRoutine
+    assert type(from_worker) is directives.CancelSubroutine
 
 
 def test_request_start_means_different_things_in_each_direction() -> None:

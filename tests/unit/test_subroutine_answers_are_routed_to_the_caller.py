@@ -131,6 +131,8 @@ async def test_cancelling_the_parent_abandons_its_pending_calls() -> None:
             await connection.expect(directives.RoutineStarting)
             requests = [await connection.expect(directives.RequestSubroutine) for _ in range(2)]
             await connection.send(directives.CancelRoutine(run_id=RunID("run-1"), reason="parent deleted"))
+            cancels = [await connection.expect(directives.CancelSubroutine) for _ in range(2)]
+            assert {c.request_id for c in cancels} == {r.request_id for r in requests}
             failed = await connection.expect(directives.RoutineFailed)
             assert failed.error.type == "Cancelled"
             await connection.send(forwarded_completed(requests[0], "late"))  # ignored

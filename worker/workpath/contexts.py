@@ -54,6 +54,9 @@ class SubroutineCall:
     frame: str
     """The encoded ``RequestSubroutine``, sent again after a reconnect until answered."""
 
+    parent_run_id: directives.RunID
+    """The run that asked for it."""
+
     future: asyncio.Future[Any]
     """Resolves with the child's result, or fails with :class:`~workpath.errors.RoutineFailedError`."""
 

@@ -142,6 +142,19 @@ class RequestSubroutine(Payload):
     pool: str | None = None
 
 
+class CancelSubroutine(Payload):
+    """``v1.routine.cancel`` sent by a worker: a routine stopped waiting for a sub-routine it asked for.
+
+    Sent when a ``ctx.call`` is cancelled before its answer came (``ctx.gather`` cancels the
+    rest on the first failure): the child run is cancelled rather than left to run for nobody.
+    """
+
+    KEY: ClassVar[str] = "v1.routine.cancel"
+    request_id: RequestID
+    parent_run_id: RunID
+    reason: str = "the caller stopped waiting"
+
+
 class Released(Payload):
     """``v1.routine.released``: a draining worker hands back a run it will not finish."""
 
@@ -246,6 +259,7 @@ FROM_WORKER: tuple[type[Payload], ...] = (
     RoutineCompleted,
     RoutineFailed,
     Released,
+    CancelSubroutine,
 )
 FROM_SERVICE: tuple[type[Payload], ...] = (
     CheckPulse,

@@ -713,7 +713,11 @@ class Worker:
                 f"encoded, over {self.settings.max_message_size} (WORKPATH_MAX_MESSAGE_SIZE)"
             )
         call = contexts.SubroutineCall(
-            request_id=request_id, routine_id=routine_id, frame=frame, future=self.loop.create_future()
+            request_id=request_id,
+            routine_id=routine_id,
+            frame=frame,
+            parent_run_id=parent.run_id,
+            future=self.loop.create_future(),
         )
         self._calls[request_id] = call
         self._send(frame)
@@ -722,7 +726,14 @@ class Worker:
         return call
 
     def forget_subroutine(self, call: contexts.SubroutineCall) -> None:
-        self._calls.pop(call.request_id, None)
+        if self._calls.pop(call.request_id, None) is not None:
+            # No answer came: the caller was cancelled (ctx.gather after a sibling failed, or its own run),
+            # so the child would run for nobody.
+            self._send(
+                directives.encode(
+                    directives.CancelSubroutine(request_id=call.request_id, parent_run_id=call.parent_run_id)
+                )
+            )
 
     def send_log(self, run_id: directives.RunID, frame: str) -> None:
         if threading.get_ident() == self._loop_thread:
