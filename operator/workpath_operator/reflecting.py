@@ -24,7 +24,7 @@ import dataclasses
 import datetime
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from workpath import directives
@@ -135,6 +135,14 @@ class RoutineStore:
             self._events.posted,
             self._events.dropped,
         )
+
+    def metrics(self) -> Iterable[tuple[str, str, float]]:
+        writes = "Writes to Routines by kind (status, create, delete, error NNN)."
+        for kind, count in sorted(self.stats.items()):
+            yield f'workpath_routine_writes_total{{kind="{kind}"}}', writes, count
+        yield "workpath_routine_writes_pending", "Routines whose status is waiting to be written.", len(self._writes)
+        yield "workpath_events_posted_total", "Kubernetes Events posted.", self._events.posted
+        yield "workpath_events_dropped_total", "Kubernetes Events dropped over the budget.", self._events.dropped
 
     async def load(self) -> list[runs.Run]:
         """The runs of the existing Routines, to restore; also schedules their pending writes and deletions."""

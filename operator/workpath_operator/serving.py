@@ -402,6 +402,14 @@ class DirectiveService:
             value = latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0.0
             lines.append(f'workpath_dispatch_latency_seconds{{quantile="{q}"}} {value:.6f}')
         lines.append(f"workpath_dispatch_latency_seconds_count {len(latencies)}")
+        described: set[str] = set()
+        for name, help_text, value in self.store.metrics():
+            family = name.partition("{")[0]
+            if family not in described:
+                described.add(family)
+                kind = "counter" if family.endswith("_total") else "gauge"
+                lines += [f"# HELP {family} {help_text}", f"# TYPE {family} {kind}"]
+            lines.append(f"{name} {value:g}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

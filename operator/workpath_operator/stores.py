@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from workpath import directives
@@ -41,6 +41,10 @@ class RunStore(Protocol):
     def follow(self, run_id: directives.RunID) -> AsyncIterator[directives.Log]: ...
 
     async def load(self) -> list[runs.Run]: ...
+
+    def metrics(self) -> Iterable[tuple[str, str, float]]:
+        """(Prometheus name with labels, HELP text, value) of the store's own counters and gauges."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -107,6 +111,9 @@ class MemoryRunStore:
 
     async def load(self) -> list[runs.Run]:
         return []
+
+    def metrics(self) -> Iterable[tuple[str, str, float]]:
+        return ()
 
     async def start(self) -> None:
         pass

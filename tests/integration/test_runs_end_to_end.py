@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from tests.integration import fleets
@@ -96,3 +97,22 @@ async def test_a_sync_routine_does_not_stop_heartbeats(
     await connected(service, "w-1")
     done = await finished(service, submit(service, "test.blocking", seconds=1.5))
     assert done.phase is runs.Phase.SUCCEEDED and done.attempt == 1
+
+
+async def test_metrics_show_the_queue_the_workers_and_dispatch_latency(
+    service: serving.DirectiveService, fleet: fleets.WorkerFleet
+) -> None:
+    await fleet.spawn("w-1", slots=1)
+    await connected(service, "w-1")
+    await finished(service, submit(service, "test.noop"))
+    stuck = service.dispatcher.submit(runs.RunSpec.model_validate({"routineID": "nobody.runs.this"}))
+    async with aiohttp.ClientSession() as http, http.get(f"{service.http_url}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if not line.startswith("#")}
+    assert values["workpath_queue_depth"] == 1
+    assert values["workpath_workers_connected"] == 1
+    assert values["workpath_runs_active"] == 1
+    assert values["workpath_dispatch_latency_seconds_count"] >= 1
+    assert 0 <= values['workpath_dispatch_latency_seconds{quantile="0.99"}'] < 0.01
+    service.dispatcher.cancel(stuck.run_id, reason="test over")

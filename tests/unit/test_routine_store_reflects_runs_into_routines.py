@@ -107,6 +107,9 @@ async def test_a_burst_of_changes_is_one_status_write(api: FakeApi, store: refle
     assert api.calls == [("status", "report")]
     assert body["status"]["phase"] == "Running"
     assert body["status"]["runID"] == body["metadata"]["uid"]
+    metrics = {name: value for name, _, value in store.metrics()}
+    assert metrics['workpath_routine_writes_total{kind="status"}'] == 1
+    assert metrics["workpath_routine_writes_pending"] == 0
 
 
 async def test_a_sub_routine_gets_a_routine_owned_by_its_parent_before_its_status(
