@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+from workpath_operator import aiotasks
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -94,11 +95,7 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await aiotasks.cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def _later(self, delay: float, callback: Callable[[K], None], key: K) -> None:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from workpath_operator import runs, serving, settings, stores
+from workpath_operator import aiotasks, runs, serving, settings, stores
 
 logger = logging.getLogger("workpath.dev")
 
@@ -117,9 +117,7 @@ class LocalWorkers:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
             await asyncio.gather(*(p.wait() for p in self._processes.values()))
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await aiotasks.cancel_and_wait(self._tasks)
 
 
 async def wait_for_workers(service: serving.DirectiveService, count: int, *, within: float) -> None:

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 
-from workpath_operator import clients
+from workpath_operator import aiotasks, clients
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -88,11 +88,7 @@ class EventRecorder:
         if self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), timeout)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await aiotasks.cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.dropped:
             logger.info(

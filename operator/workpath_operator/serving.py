@@ -27,7 +27,7 @@ import pydantic
 from aiohttp import WSMsgType, web
 
 from workpath import directives, errors
-from workpath_operator import dispatching, runs, sessions, settings, stores
+from workpath_operator import aiotasks, dispatching, runs, sessions, settings, stores
 
 logger = logging.getLogger("workpath.service")
 
@@ -125,11 +125,8 @@ class DirectiveService:
         logger.info("directive service listening on %s", self.url)
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await aiotasks.cancel_and_wait([self._heartbeat])
+        self._heartbeat = None
         if self._runner is not None:
             await self._disconnect_workers()
             await self._runner.cleanup()
@@ -226,10 +223,7 @@ class DirectiveService:
         finally:
             if session is not None:
                 dispatcher.detach(session, ws)
-            if writer is not None:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            await aiotasks.cancel_and_wait([writer])
         return ws
 
     def _attach(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import sqlite3
@@ -22,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from workpath import directives
-from workpath_operator import runs
+from workpath_operator import aiotasks, runs
 
 logger = logging.getLogger("workpath.store")
 
@@ -180,11 +179,8 @@ class SqliteRunStore(MemoryRunStore):
         return loaded
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await aiotasks.cancel_and_wait([self._task])
+        self._task = None
         await self._flush()
         if self._db is not None:
             self._db.close()
