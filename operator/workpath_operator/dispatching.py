@@ -28,6 +28,7 @@ import datetime
 import fnmatch
 import heapq
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -461,7 +462,7 @@ class Dispatcher:
         return groups
 
     def _enqueue(self, run: runs.Run) -> None:
-        run.queued_at = self._loop.time()
+        run.queued_at = time.perf_counter()
         groups = self._eligible_groups(run)
         if self._settling is None:
             for group in groups:
@@ -522,7 +523,7 @@ class Dispatcher:
                 )
             )
         )
-        self.dispatch_latencies.append(self._loop.time() - run.queued_at)
+        self.dispatch_latencies.append(time.perf_counter() - run.queued_at)
         self.observer.run_changed(run)
 
     def _occupy(self, run: runs.Run, session: sessions.WorkerSession) -> None:
