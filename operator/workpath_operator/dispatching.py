@@ -198,6 +198,7 @@ class Dispatcher:
         session.connect(ws)
 
         held = {h.run_id: h.attempt for h in ready.running}
+        session.disowned = set()
         for run in list(session.runs.values()):
             if held.get(run.run_id) != run.attempt:
                 self._requeue(run, "Requeued", f"worker {session.worker_id} reconnected without it")
@@ -210,7 +211,10 @@ class Dispatcher:
                 # the worker keeps it rather than the run starting twice.
                 self._adopt(known, session, attempt)
             elif known is not None or run_id not in self.finished:
-                # Given to another worker meanwhile, or unknown here (its Routine is gone): stop this copy.
+                # Given to another worker meanwhile (its reports will be refused as stale), or unknown here (its
+                # Routine is gone: its reports are expected and ignored): stop this copy.
+                if known is None:
+                    session.disowned.add(run_id)
                 session.send(directives.encode(directives.CancelRoutine(run_id=run_id, reason="run is not yours")))
         for run in session.runs.values():
             if run.children:
@@ -438,6 +442,8 @@ class Dispatcher:
         run = session.runs.get(run_id)
         if run is not None and run.attempt == attempt:
             return run
+        if run_id in session.disowned:
+            return None  # the worker was told to drop it; its last reports of it change nothing
         known = self.runs.get(run_id) or self.finished.get(run_id)
         if known is None:
             raise errors.DirectiveError(

@@ -33,6 +33,7 @@ class WorkerSession:
         "_outbox",
         "_wake",
         "busy",
+        "disowned",
         "draining",
         "grace_timer",
         "group",
@@ -57,6 +58,8 @@ class WorkerSession:
         self.draining = False
         #: Runs dispatched to this worker and not finished, by run ID.
         self.runs: dict[directives.RunID, runs.Run] = {}
+        #: Unknown runs it listed in its last ``v1.ready`` and was told to cancel: its reports of them are expected.
+        self.disowned: set[directives.RunID] = set()
         self.group: dispatching.Group | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
         # connection state

@@ -262,3 +262,9 @@ async def test_a_worker_reporting_a_run_the_service_does_not_know_is_told_to_can
     cancels = [p for p in sent(worker) if isinstance(p, directives.CancelRoutine)]
     assert [c.run_id for c in cancels] == [ghost.run_id]
     assert worker.runs == {}
+    # Its report that the copy was cancelled is expected: no error, nothing changes.
+    error = directives.ErrorInfo(type="Cancelled", message="run is not yours")
+    dispatcher.failed(
+        worker, directives.RoutineFailed(run_id=ghost.run_id, attempt=3, error=error, completed_at=directives.now())
+    )
+    assert dispatcher.get(ghost.run_id) is None
