@@ -81,7 +81,7 @@ async def test_at_most_workers_keys_are_processed_at_once() -> None:
 
 async def test_linger_lets_the_changes_right_after_the_first_join_it() -> None:
     recorder = Recorder()
-    queue = coalescing.CoalescingQueue(recorder.process, workers=1, name="test", linger=0.05)
+    queue = coalescing.CoalescingQueue(recorder.process, workers=1, name="test", linger=0.5)
     queue.start()
     try:
         queue.add("routine-a")
