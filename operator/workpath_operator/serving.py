@@ -198,26 +198,27 @@ class DirectiveService:
                         await asyncio.sleep(window_end - now)
                     window_end = loop.time() + 1.0
                     budget = config.max_frames_per_second
+                if session is not None:
+                    session.received += 1
                 try:
+                    payload = decode(data)
+                    if len(data) > config.max_frame_bytes and type(payload) is not directives.RoutineCompleted:
+                        # A result's size is the dispatcher's to judge: it fails that run instead.
+                        raise errors.DirectiveError(
+                            directives.FRAME_TOO_LARGE,
+                            f"frame of {len(data)} bytes is over the {config.max_frame_bytes} limit",
+                            in_reply_to=payload.KEY,
+                        )
                     if session is not None:
-                        session.received += 1
-                        payload = decode(data)
-                        if len(data) > config.max_frame_bytes and type(payload) is not directives.RoutineCompleted:
-                            raise errors.DirectiveError(
-                                directives.FRAME_TOO_LARGE,
-                                f"frame of {len(data)} bytes is over the {config.max_frame_bytes} limit",
-                                in_reply_to=payload.KEY,
-                            )
                         handlers[type(payload)](session, payload, len(data))
-                    else:
-                        payload = decode(data)
-                        if type(payload) is not directives.Ready:
-                            raise errors.DirectiveError(
-                                directives.NOT_READY,
-                                f"the first directive must be v1.ready, not {payload.KEY}",
-                                in_reply_to=payload.KEY,
-                            )
+                    elif type(payload) is directives.Ready:
                         session, writer = self._attach(ws, payload)
+                    else:
+                        raise errors.DirectiveError(
+                            directives.NOT_READY,
+                            f"the first directive must be v1.ready, not {payload.KEY}",
+                            in_reply_to=payload.KEY,
+                        )
                 except errors.DirectiveError as exc:
                     self._refuse(ws, session, exc)
         finally:
@@ -301,11 +302,8 @@ class DirectiveService:
 
     # ------------------------------------------------------------------ runs API
 
-    async def _check_client(self, request: web.Request) -> None:
-        await self._authenticate(request)
-
     async def _submit(self, request: web.Request) -> web.Response:
-        await self._check_client(request)
+        await self._authenticate(request)
         try:
             spec = runs.RunSpec.model_validate_json(await request.read())
         except pydantic.ValidationError as exc:
@@ -321,7 +319,7 @@ class DirectiveService:
         return run
 
     async def _read(self, request: web.Request) -> web.Response:
-        await self._check_client(request)
+        await self._authenticate(request)
         run = self._find(request)
         wait = request.query.get("wait")
         if wait and not run.phase.finished:
@@ -334,13 +332,13 @@ class DirectiveService:
         return _json(run.status())
 
     async def _cancel(self, request: web.Request) -> web.Response:
-        await self._check_client(request)
+        await self._authenticate(request)
         run = self._find(request)
         self.dispatcher.cancel(run.run_id, reason=request.query.get("reason", "cancelled by request"))
         return _json(run.status())
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
-        await self._check_client(request)
+        await self._authenticate(request)
         run = self._find(request)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
@@ -354,7 +352,7 @@ class DirectiveService:
         return response
 
     async def _workers(self, request: web.Request) -> web.Response:
-        await self._check_client(request)
+        await self._authenticate(request)
         body = [
             {
                 "workerID": s.worker_id,
