@@ -25,7 +25,12 @@ def test_scale_down_deletes_the_pod_with_the_lowest_deletion_cost(
     def three_available_pods() -> list[str] | None:
         deployment = apps.read_namespaced_deployment_status("workers", k8s_namespace)
         pods = core.list_namespaced_pod(k8s_namespace, label_selector="app=workers").items
-        ready = sorted(pod.metadata.name for pod in pods if lookups.pod_is_ready(pod))
+        # Ready, and each process has said "started": its SIGTERM handler is set (Python may still be starting).
+        ready = sorted(
+            pod.metadata.name
+            for pod in pods
+            if lookups.pod_is_ready(pod) and "started" in process_kubelet.logs(k8s_namespace, pod.metadata.name)
+        )
         return ready if len(ready) == 3 and deployment.status.available_replicas == 3 else None
 
     names = waiting.wait_for(three_available_pods, timeout=60, what="3 available pods of Deployment workers")
