@@ -17,7 +17,9 @@ import sys
 import time
 
 from workpath import directives
-from workpath_operator import cli, developing, runs, serving, settings, stores
+from workpath_operator import cli
+from workpath_operator.local import developing
+from workpath_operator.service import authenticating, runs, serving, settings, stores
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -53,7 +55,7 @@ async def main(options: argparse.Namespace) -> int:
     store = CountingStore()
     config = settings.ServiceSettings(port=0, token=TOKEN, finished_runs_kept=1_000)
     service = serving.DirectiveService(
-        config=config, store=store, authenticator=serving.SharedTokenAuthenticator(TOKEN)
+        config=config, store=store, authenticator=authenticating.SharedTokenAuthenticator(TOKEN)
     )
     async with service:
         env = dict(os.environ, WORKPATH_TOKEN=TOKEN, PYTHONPATH=str(REPO))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs workpath into .venv, builds the test control plane once (cached), and runs the whole test suite.
-# Extra arguments go to pytest (e.g. `bash scripts/test.sh tests/unit -x`).
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh tests/service -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

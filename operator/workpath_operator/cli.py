@@ -19,7 +19,8 @@ from typing import Any
 import aiohttp
 import pydantic
 
-from workpath_operator import developing, runs, settings
+from workpath_operator.local import developing
+from workpath_operator.service import runs, settings
 
 
 def add_dev_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -228,7 +229,7 @@ async def _submit_and_wait(url: str, token: str, spec: runs.RunSpec, *, wait: bo
 
 async def _print_logs(url: str, token: str, run_id: str, *, follow: bool) -> int:
     from workpath import directives
-    from workpath_operator import stores
+    from workpath_operator.service import stores
 
     headers = {"Authorization": f"Bearer {token}"}
     async with (
@@ -323,7 +324,7 @@ def _add_settings(parser: argparse.ArgumentParser, cls: type[Any], title: str) -
 def _operator(args: argparse.Namespace) -> int:
     import logging
 
-    from workpath_operator import clients, operating
+    from workpath_operator.kube import clients, operating
 
     logging.basicConfig(
         level=args.log_level.upper(),

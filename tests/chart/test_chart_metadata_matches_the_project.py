@@ -1,6 +1,6 @@
 """The chart describes the workpath release it deploys: its appVersion (the default image tag) is the package's
 version. (NOTES.txt is rendered by every `helm template` here, so a broken one fails every test; its text is checked
-by tests/k8s/test_chart_installs.py, where `helm install` prints it.)"""
+by tests/chart/test_chart_installs.py, where `helm install` prints it.)"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """templates/rbac.yaml's contract with the rest of the chart: the operator's ServiceAccount (named by
 operator.serviceAccount.name, in the release namespace) is created when operator.serviceAccount.create, bound to roles
 the chart renders, cluster-wide or in the release namespace per rbac.clusterWide; the workers' account is bound to none.
-(tests/k8s/test_chart_installs.py checks the permissions themselves, with SubjectAccessReviews.)"""
+(tests/chart/test_chart_installs.py checks the permissions themselves, with SubjectAccessReviews.)"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.chart import rendering
 from workpath import cli, settings
-from workpath_operator import settings as operator_settings
+from workpath_operator.service import settings as operator_settings
 
 POD_NAME = "wp-workpath-worker-7c9f-abcde"
 

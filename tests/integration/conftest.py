@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from tests.integration import fleets, proxies
-from workpath_operator import runs, serving, settings, stores
+from workpath_operator.service import authenticating, runs, serving, settings, stores
 
 TOKEN = "integration-test-token"
 
@@ -39,7 +39,7 @@ async def service(service_settings: settings.ServiceSettings) -> AsyncIterator[s
     svc = serving.DirectiveService(
         config=service_settings,
         store=stores.MemoryRunStore(),
-        authenticator=serving.SharedTokenAuthenticator(TOKEN),
+        authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
     )
     async with svc:
         yield svc

@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.conftest import TOKEN, eventually, finished, submit
 from workpath import directives
-from workpath_operator import runs, serving
+from workpath_operator.service import runs, serving
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.integration import fleets
 from tests.integration.conftest import connected, finished, submit
-from workpath_operator import runs, serving
+from workpath_operator.service import runs, serving
 
 
 async def test_top_level_run_succeeds_with_timestamps_and_durations(

@@ -7,12 +7,14 @@ import pathlib
 
 from tests.integration import fleets
 from tests.integration.conftest import TOKEN, connected, finished, submit
-from workpath_operator import runs, serving, settings, stores
+from workpath_operator.service import authenticating, runs, serving, settings, stores
 
 
 def sqlite_service(config: settings.ServiceSettings, db: pathlib.Path) -> serving.DirectiveService:
     return serving.DirectiveService(
-        config=config, store=stores.SqliteRunStore(str(db)), authenticator=serving.SharedTokenAuthenticator(TOKEN)
+        config=config,
+        store=stores.SqliteRunStore(str(db)),
+        authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
     )
 
 

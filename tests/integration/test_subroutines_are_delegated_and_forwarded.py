@@ -6,7 +6,7 @@ import pathlib
 
 from tests.integration import fleets
 from tests.integration.conftest import connected, eventually, finished, submit
-from workpath_operator import runs, serving
+from workpath_operator.service import runs, serving
 
 
 async def test_fan_out_results_come_back_to_the_requesting_routine(

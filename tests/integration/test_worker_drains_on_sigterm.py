@@ -7,7 +7,7 @@ import signal
 
 from tests.integration import fleets
 from tests.integration.conftest import connected, eventually, finished, submit
-from workpath_operator import runs, serving
+from workpath_operator.service import runs, serving
 
 
 async def test_a_draining_worker_finishes_its_runs_and_exits_zero(

@@ -6,7 +6,7 @@ import pathlib
 
 from tests.integration import fleets, proxies
 from tests.integration.conftest import connected, eventually, finished, submit
-from workpath_operator import runs, serving
+from workpath_operator.service import runs, serving
 
 
 def attempts(markers: pathlib.Path, run: runs.Run) -> list[tuple[int, int]]:

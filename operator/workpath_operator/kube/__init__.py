@@ -1,0 +1,1 @@
+"""The Kubernetes side: kopf handlers, the operator process, Routines, Events, TokenReview."""

@@ -1,0 +1,84 @@
+"""The kopf side of the operator: a registry with its handlers, and kopf's settings.
+
+Handlers stay thin. The startup and cleanup handlers start and stop the directive
+service (see :mod:`~workpath_operator.kube.operating`); every Routine watch event goes to
+:class:`Served`'s ``observe``. Only a watching handler (``@kopf.on.event``) is registered
+for Routines, on purpose: kopf then keeps no diff-base or progress annotations and adds
+no finalizer, so it never writes to a Routine. Every write per Routine counts when
+thousands are created per minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import kopf
+import kubernetes_asyncio.client
+
+from workpath_operator.kube import clients, resources
+
+
+class Served(Protocol):
+    """What kopf drives: started before the watching, stopped after it, told of every Routine event."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+
+def registry(served: Served, *, configuration: kubernetes_asyncio.client.Configuration) -> kopf.OperatorRegistry:
+    """A registry of its own (not kopf's global one) with the login, lifecycle and Routine handlers."""
+    handlers = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=handlers)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        """kopf uses the credentials the operator's own client uses."""
+        return await connection_info(configuration)
+
+    @kopf.on.startup(registry=handlers, errors=kopf.ErrorsMode.PERMANENT)
+    async def start(**_: Any) -> None:
+        await served.start()
+
+    @kopf.on.cleanup(registry=handlers)
+    async def stop(**_: Any) -> None:
+        await served.stop()
+
+    @kopf.on.event(resources.GROUP, resources.VERSION, resources.PLURAL, registry=handlers)
+    async def routine_event(event: kopf.RawEvent, **_: Any) -> None:
+        served.observe(event["type"], event["object"])
+
+    return handlers
+
+
+def settings() -> kopf.OperatorSettings:
+    """kopf's settings: watch Routines, write nothing on its own, and be quiet about it."""
+    config = kopf.OperatorSettings()
+    # No watching of CRDs and namespaces: the namespaces are given, the CRD is installed with the chart.
+    # Fewer requests, and RBAC need not allow listing CRDs or namespaces.
+    config.scanning.disabled = True
+    # Events are posted by the operator itself, within a budget (see recording.py).
+    config.posting.enabled = False
+    # A per-Routine worker task lingers this long after its last event; Routines come in bursts.
+    config.queueing.idle_timeout = 1.0
+    config.watching.server_timeout = 300
+    config.watching.client_timeout = 330
+    config.watching.connect_timeout = 10
+    config.networking.request_timeout = 30
+    return config
+
+
+async def connection_info(configuration: kubernetes_asyncio.client.Configuration) -> kopf.ConnectionInfo:
+    header = await clients.authorization(configuration)
+    scheme, _, token = (header or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )

@@ -1,0 +1,127 @@
+"""The operator process: the directive service and kopf in one process, on one event loop.
+
+:func:`operate` runs ``kopf.operator()`` until SIGINT/SIGTERM (kopf handles the signals).
+The directive service lives inside kopf's lifecycle, as an :class:`Operator` that kopf's
+startup and cleanup handlers start and stop:
+
+- startup (before kopf watches anything): the service starts, which loads the Routines
+  and restores their runs *before* it listens, so ``/readyz`` answering means the state
+  is rebuilt, and kopf's first listing finds every Routine known already;
+- cleanup (after kopf stopped watching): the service stops, closing the workers'
+  connections and writing the statuses still dirty (for a few seconds at most).
+
+Stopping inside kopf's cleanup matters: kopf cancels, after a 5-second wait, every task
+started after it that is still alive when it stops (the service's connections, say).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from workpath import directives
+from workpath_operator.kube import admitting, clients, handling, reviewing, routine_store
+from workpath_operator.service import authenticating, serving, settings
+
+logger = logging.getLogger("workpath.operator")
+
+
+async def operate(config: settings.ServiceSettings, options: settings.OperatorSettings) -> int:
+    """Run the operator until it is stopped; the process exit code."""
+    configuration = await clients.load_configuration()
+    async with clients.KubernetesClient(configuration) as client:
+        operator = Operator(client, config=config, options=options)
+        try:
+            await kopf.operator(
+                registry=handling.registry(operator, configuration=configuration),
+                settings=handling.settings(),
+                standalone=True,
+                clusterwide=options.all_namespaces,
+                namespaces=options.namespaces,
+                liveness_endpoint=options.liveness_endpoint,
+            )
+        except Exception:
+            if operator.failure is not None:  # kopf wraps it: say what failed, e.g. listing Routines was forbidden
+                raise operator.failure from None
+            raise
+        finally:
+            await operator.stop()
+    return 0
+
+
+class Operator:
+    """The directive service with the Routine store behind it, and the reconciler that feeds it Routines."""
+
+    def __init__(
+        self,
+        client: clients.KubernetesClient,
+        *,
+        config: settings.ServiceSettings,
+        options: settings.OperatorSettings,
+    ) -> None:
+        self.options = options
+        self.store = routine_store.RoutineStore(
+            client, options=options, on_vanished=self._cancel, finished_kept=config.finished_runs_kept
+        )
+        self.service = serving.DirectiveService(
+            config=config, store=self.store, authenticator=authenticator(client, config, options)
+        )
+        self._reconciler: admitting.Reconciler | None = None
+        self._started = False
+        #: Why :meth:`start` failed, if it did.
+        self.failure: Exception | None = None
+
+    async def start(self) -> None:
+        """Load the Routines, restore their runs, listen for workers."""
+        self._started = True
+        try:
+            await self.service.start()
+        except Exception as exc:
+            self.failure = exc
+            raise
+        self._reconciler = admitting.Reconciler(store=self.store, dispatcher=self.service.dispatcher)
+        options = self.options
+        scope = "all namespaces" if options.all_namespaces else "namespace(s) " + ", ".join(options.namespaces)
+        logger.info("serving Routines in %s; workers connect to %s", scope, self.service.url)
+
+    async def stop(self) -> None:
+        """Stop the service (once): close the connections, write what is dirty."""
+        if self._started:
+            self._started = False
+            self._reconciler = None
+            await self.service.stop()
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a Routine."""
+        if self._reconciler is None:
+            logger.warning("a %s event of a Routine came while the operator is not serving", event_type)
+            return
+        self._reconciler.observe(event_type, body)
+
+    def _cancel(self, run_id: directives.RunID, reason: str) -> None:
+        self.service.dispatcher.cancel(run_id, reason=reason)
+
+
+def authenticator(
+    client: clients.KubernetesClient, config: settings.ServiceSettings, options: settings.OperatorSettings
+) -> authenticating.Authenticator:
+    """The shared token if one is set, then TokenReview if enabled; at least one of them."""
+    choices: list[authenticating.Authenticator] = []
+    if config.token:
+        choices.append(authenticating.SharedTokenAuthenticator(config.token))
+    if options.token_review:
+        choices.append(
+            reviewing.TokenReviewAuthenticator(
+                client,
+                audience=options.token_audience,
+                allowed=options.allowed_service_accounts,
+                cache_seconds=options.token_cache_seconds,
+                cache_size=options.token_cache_size,
+            )
+        )
+    if not choices:
+        raise ValueError("workers could not authenticate: enable --token-review or give --token (WORKPATH_TOKEN)")
+    return choices[0] if len(choices) == 1 else authenticating.AnyOfAuthenticator(choices)

@@ -1,0 +1,1 @@
+"""Local mode, the embedded default: the service with local workers, no cluster."""

@@ -1,0 +1,233 @@
+"""Local mode, the embedded default: the service, a local run store and worker processes.
+
+``workpath dev MODULE`` starts the directive service with an in-memory (or SQLite)
+run store, generates a token for its own workers, spawns N ``workpath worker``
+processes and keeps them running. It writes where it listens and the token to
+``.workpath/dev.json`` so that ``workpath run`` and ``workpath logs`` in another
+terminal find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from workpath_operator.service import aiotasks, authenticating, runs, serving, settings, stores
+
+logger = logging.getLogger("workpath.dev")
+
+STATE_FILE = pathlib.Path(".workpath") / "dev.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DevOptions:
+    modules: Sequence[str]
+    """Python modules (or .py files) holding the routines the workers run."""
+
+    workers: int = 2
+    """Worker processes to start."""
+
+    slots: int = 10
+    """Concurrency slots of each worker."""
+
+    db: str | None = None
+    """SQLite file to keep runs in across restarts; in memory when not set."""
+
+    state_file: pathlib.Path = STATE_FILE
+    """Where the URL and token are written for ``workpath run`` / ``workpath logs``."""
+
+    drain_timeout: float = 10.0
+    """Seconds workers get to finish their runs when ``workpath dev`` stops."""
+
+
+class LocalWorkers:
+    """Worker subprocesses, restarted when one dies unexpectedly."""
+
+    def __init__(self, options: DevOptions, *, url: str, token: str) -> None:
+        self._options = options
+        self._url = url
+        self._token = token
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        for index in range(1, self._options.workers + 1):
+            self._tasks.append(asyncio.create_task(self._keep(index), name=f"workpath-dev-worker-{index}"))
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes.values() if p.returncode is None]
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        env["WORKPATH_TOKEN"] = self._token
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workpath",
+            "worker",
+            *self._options.modules,
+            "--url",
+            self._url,
+            "--slots",
+            str(self._options.slots),
+            "--worker-id",
+            f"dev-{index}",
+            "--drain-timeout",
+            str(self._options.drain_timeout),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+
+    async def _keep(self, index: int) -> None:
+        delay = 0.5
+        while not self._stopping:
+            process = self._processes[index] = await self._spawn(index)
+            code = await process.wait()
+            if self._stopping:
+                return
+            logger.warning("worker dev-%d exited with code %s; starting it again in %.1fs", index, code, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (they drain), SIGKILL what is left after the drain timeout."""
+        self._stopping = True
+        for process in self._processes.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        waiting = [p.wait() for p in self._processes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiting), self._options.drain_timeout + 5)
+        except TimeoutError:
+            for process in self._processes.values():
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+            await asyncio.gather(*(p.wait() for p in self._processes.values()))
+        await aiotasks.cancel_and_wait(self._tasks)
+
+
+async def wait_for_workers(service: serving.DirectiveService, count: int, *, within: float) -> None:
+    """Return once ``count`` workers are connected; raise TimeoutError with what is known."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while sum(1 for s in service.dispatcher.workers() if s.connected) < count:
+        if loop.time() > deadline:
+            connected = sorted(s.worker_id for s in service.dispatcher.workers() if s.connected)
+            raise TimeoutError(f"only {len(connected)} of {count} workers connected in {within:g}s: {connected}")
+        await asyncio.sleep(0.02)
+
+
+async def serve(
+    options: DevOptions,
+    config: settings.ServiceSettings,
+    *,
+    run: runs.RunSpec | None = None,
+    report: bool = True,
+) -> int:
+    """Run local mode until interrupted, or (``run`` given) until that one run finishes."""
+    token = config.token or secrets.token_urlsafe(24)
+    config = dataclasses.replace(config, token=token)
+    store: stores.RunStore = stores.SqliteRunStore(options.db) if options.db else stores.MemoryRunStore()
+    service = serving.DirectiveService(
+        config=config, store=store, authenticator=authenticating.SharedTokenAuthenticator(token)
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with service:
+            _write_state(options.state_file, service, token)
+            workers = LocalWorkers(options, url=service.url, token=token)
+            await workers.start()
+            try:
+                await wait_for_workers(service, options.workers, within=60)
+                print(
+                    f"workpath dev: service on {service.http_url}, {options.workers} worker(s) x "
+                    f"{options.slots} slots running {', '.join(options.modules)}",
+                    file=sys.stderr,
+                )
+                if run is not None:
+                    finished = service.dispatcher.submit(run)
+                    print(f"submitted {run.routine_id} as run {finished.run_id}", file=sys.stderr)
+                    waiting = service.dispatcher.wait_finished(finished)
+                    stopping = asyncio.ensure_future(stop.wait())
+                    either: set[asyncio.Future[Any]] = {waiting, stopping}
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    if not waiting.done():
+                        waiting.cancel()
+                        return 130
+                    if report:
+                        print(render(finished.status()))
+                    return 0 if finished.phase is runs.Phase.SUCCEEDED else 1
+                print("submit with: workpath run ROUTINE_ID --param key=value   (Ctrl-C stops)", file=sys.stderr)
+                await stop.wait()
+                return 0
+            finally:
+                await workers.stop()
+                with contextlib.suppress(FileNotFoundError):
+                    options.state_file.unlink()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _write_state(path: pathlib.Path, service: serving.DirectiveService, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": service.http_url, "workersURL": service.url, "token": token}))
+    path.chmod(0o600)
+
+
+def render(status: runs.RunStatus) -> str:
+    """A finished (or running) run, as ``workpath run`` prints it."""
+    rows: list[tuple[str, str]] = [
+        ("run", status.run_id),
+        ("routine", status.routine_id),
+        ("phase", status.phase.value),
+        ("attempt", str(status.attempt)),
+        ("worker", status.worker or "-"),
+        ("created", _time(status.created_at)),
+        ("started", _time(status.started_at)),
+        ("completed", _time(status.completed_at)),
+        ("run time", _seconds(status.run_time_seconds)),
+        ("round trip", _seconds(status.round_trip_seconds)),
+    ]
+    if status.subroutines is not None:
+        s = status.subroutines
+        rows.append(
+            (
+                "subroutines",
+                f"{s.total} total, {s.succeeded} succeeded, {s.failed} failed, {s.running} running",
+            )
+        )
+    if status.error is not None:
+        rows.append(("error", f"{status.error.type}: {status.error.message}"))
+    elif status.phase is runs.Phase.SUCCEEDED:
+        rows.append(("result", json.dumps(status.result)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _time(value: object) -> str:
+    return "-" if value is None else value.isoformat()  # type: ignore[attr-defined]
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"

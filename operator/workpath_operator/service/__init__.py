@@ -1,0 +1,1 @@
+"""The directive service and everything under it; runs without Kubernetes."""

@@ -1,0 +1,194 @@
+"""The operator works with only the permissions of charts/workpath/templates/rbac.yaml: the template rendered on its
+own (namespaced: a Role, plus a ClusterRole for TokenReviews), applied, and the operator run with a token of its
+ServiceAccount. Its workers are pods of a Deployment run by the process-kubelet, proving who they are with projected
+ServiceAccount tokens (audience "workpath") that the operator checks with TokenReview; only the allowed account gets
+in. A fan-out Routine succeeds: list, watch, status patches, child Routines and Events all pass RBAC."""
+
+from __future__ import annotations
+
+import pathlib
+import secrets
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes.client
+import pytest
+import yaml
+
+from tests.cluster import controlplane, credentials, kubelet, waiting
+from tests.kube import operators, routines
+
+RBAC = operators.REPO / "charts" / "workpath" / "templates" / "rbac.yaml"
+OPERATOR_ACCOUNT = "workpath-operator"
+WORKER_ACCOUNT = "workpath-worker"
+AUDIENCE = "workpath"
+
+
+def _render(helm: pathlib.Path, workdir: pathlib.Path, *, release: str, namespace: str) -> str:
+    """``helm template`` of rbac.yaml alone, in a chart of its own: it needs nothing else of the chart."""
+    chart = workdir / "chart" / "workpath"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: workpath\nversion: 0.1.0\nappVersion: '0.1.0'\n")
+    shutil.copy(RBAC, chart / "templates" / "rbac.yaml")
+    home = workdir / "helm-home"
+    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"), "PATH": "/usr/bin:/bin"}
+    argv = [str(helm), "template", release, str(chart), "--namespace", namespace, "--set", "rbac.clusterWide=false"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def rbac(k8s_cluster: controlplane.Cluster, k8s_namespace: str, tmp_path: pathlib.Path) -> Iterator[list[Any]]:
+    """The rendered RBAC applied to the test namespace; its cluster-scoped objects deleted afterwards."""
+    if k8s_cluster.binaries.helm is None:
+        pytest.skip("helm is not built: run `bash tests/cluster/build.sh`")
+    rendered = _render(
+        k8s_cluster.binaries.helm, tmp_path, release=f"wp-{secrets.token_hex(3)}", namespace=k8s_namespace
+    )
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(rendered)
+    k8s_cluster.kubectl("-n", k8s_namespace, "apply", "-f", str(manifest))
+    try:
+        yield [document for document in yaml.safe_load_all(rendered) if document]
+    finally:
+        k8s_cluster.kubectl("-n", k8s_namespace, "delete", "-f", str(manifest), "--ignore-not-found", check=False)
+
+
+def _operator_kubeconfig(
+    cluster: controlplane.Cluster, core: kubernetes.client.CoreV1Api, namespace: str, path: pathlib.Path
+) -> pathlib.Path:
+    token = core.create_namespaced_service_account_token(
+        OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    identity = credentials.Identity(user=OPERATOR_ACCOUNT, groups=(), token=token)
+    credentials.write_kubeconfig(path, server=cluster.server, ca_file=cluster.ca_file, identity=identity)
+    return path
+
+
+def _worker_deployment(url: str) -> dict[str, Any]:
+    labels = {"app": "workers"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "workers"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": WORKER_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 2,
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": "process-kubelet/python",
+                            "command": ["workpath", "worker", "examples.reports", "--app-dir", str(operators.REPO)],
+                            "env": [
+                                {"name": "WORKPATH_URL", "value": url},
+                                {"name": "WORKPATH_TOKEN_FILE", "value": "/var/run/secrets/workpath/token"},
+                                {"name": "WORKPATH_SLOTS", "value": "4"},
+                                {"name": "WORKPATH_BACKOFF_CAP", "value": "0.5"},
+                                {
+                                    "name": "WORKPATH_WORKER_ID",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                            ],
+                            "volumeMounts": [{"name": "token", "mountPath": "/var/run/secrets/workpath"}],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "token",
+                            "projected": {
+                                "sources": [
+                                    {
+                                        "serviceAccountToken": {
+                                            "audience": AUDIENCE,
+                                            "expirationSeconds": 600,
+                                            "path": "token",
+                                        }
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _status(port: int, token: str) -> int:
+    """The HTTP status of the service's workers API for a bearer token (same authenticator as the workers')."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/workers/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_operator_serves_routines_with_only_the_chart_rbac(
+    k8s_cluster: controlplane.Cluster,
+    k8s_namespace: str,
+    k8s_api: kubernetes.client.ApiClient,
+    process_kubelet: kubelet.ProcessKubelet,
+    rbac: list[Any],
+    tmp_path: pathlib.Path,
+) -> None:
+    namespace = k8s_namespace
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    assert {(o["kind"], o["metadata"]["name"]) for o in rbac if o["kind"] == "ServiceAccount"} == {
+        ("ServiceAccount", OPERATOR_ACCOUNT)
+    }
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "intruder"}})
+    kubeconfig = _operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
+
+    with operators.Harness(k8s_cluster, namespace, tmp_path) as harness:
+        operator = harness.start_operator(
+            kubeconfig=kubeconfig,
+            shared_token=False,
+            args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"),
+        )
+        apps = kubernetes.client.AppsV1Api(k8s_api)
+        apps.create_namespaced_deployment(namespace, _worker_deployment(harness.url))
+
+        def tokens(account: str, audience: str) -> str:
+            request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
+            return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
+
+        assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 200
+        assert _status(harness.port, tokens(WORKER_ACCOUNT, "someone-else")) == 401
+        assert _status(harness.port, tokens("intruder", AUDIENCE)) == 401
+
+        pods = waiting.wait_for(
+            lambda: (
+                (found := core.list_namespaced_pod(namespace, label_selector="app=workers").items)
+                and len(found) == 2
+                and all(p.status.phase == "Running" for p in found)
+                and found
+            ),
+            timeout=60,
+            what="two running worker pods",
+        )
+        names = {pod.metadata.name for pod in pods}
+
+        k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(operators.REPO / "examples" / "fanout.yaml"))
+        routine = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
+
+        status = routine["status"]
+        assert status["phase"] == "Succeeded", (status, [process_kubelet.logs(namespace, n)[-2000:] for n in names])
+        assert status["worker"] in names
+        assert status["subroutines"]["succeeded"] == 12
+        routines.wait_for_events(k8s_api, namespace, "yearly-report", "Queued", "Started", "Succeeded")
+        assert "Forbidden" not in operator.output()  # no request of the operator's (nor kopf's) was refused

@@ -1,0 +1,88 @@
+"""After a restart, sub-routines are linked to their waiting parent again, finished ones too: the parent's worker
+gets the result of a child that finished while no service ran, and its replayed request does not start it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from workpath import directives
+from workpath_operator.service import dispatching, runs, settings, stores
+
+
+class FakeSocket:
+    """Stands for a connection: the dispatcher only compares it by identity."""
+
+
+def sent(session: object) -> list[directives.Payload]:
+    outbox = session._outbox  # type: ignore[attr-defined]
+    frames = [directives.decode_from_service(frame) for frame in outbox]
+    outbox.clear()
+    return frames
+
+
+def run(phase: runs.Phase, **fields: object) -> runs.Run:
+    return runs.Run(
+        run_id=runs.new_run_id(),
+        spec=runs.RunSpec.model_validate({"routineID": "reports.part"}),
+        created_at=directives.now(),
+        phase=phase,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def dispatcher() -> dispatching.Dispatcher:
+    return dispatching.Dispatcher(config=settings.ServiceSettings(), observer=stores.MemoryRunStore())
+
+
+async def test_a_child_finished_before_the_restart_is_answered_not_run_again(
+    dispatcher: dispatching.Dispatcher,
+) -> None:
+    parent = run(runs.Phase.RUNNING, worker=directives.WorkerID("w"), attempt=1)
+    request = directives.RequestID("req-1")
+    child = run(
+        runs.Phase.SUCCEEDED,
+        worker=directives.WorkerID("w"),
+        attempt=1,
+        parent_run_id=parent.run_id,
+        request_id=request,
+        parent_attempt=1,
+        result={"rows": 7},
+        completed_at=directives.now(),
+    )
+    dispatcher.restore([parent, child])
+    ready = directives.Ready(
+        worker_id=directives.WorkerID("w"),
+        routines=["*"],
+        slots=2,
+        running=[directives.HeldRun(run_id=parent.run_id, attempt=1)],
+    )
+    worker = dispatcher.attach(FakeSocket(), ready)
+
+    (answer,) = sent(worker)
+    assert isinstance(answer, directives.RoutineCompleted)
+    assert (answer.request_id, answer.result) == (request, {"rows": 7})
+
+    replay = directives.RequestSubroutine(
+        request_id=request, routine_id=directives.RoutineID("reports.part"), parent_run_id=parent.run_id
+    )
+    dispatcher.request(worker, replay)
+    frames = sent(worker)
+    assert not [f for f in frames if isinstance(f, directives.StartRoutine)]
+    assert [type(f) for f in frames] == [directives.RoutineCompleted]
+    assert parent.waiting == 0
+
+
+async def test_children_of_an_abandoned_attempt_are_not_linked(dispatcher: dispatching.Dispatcher) -> None:
+    parent = run(runs.Phase.RUNNING, worker=directives.WorkerID("w"), attempt=2)
+    stale = run(
+        runs.Phase.RUNNING,
+        worker=directives.WorkerID("w"),
+        attempt=1,
+        parent_run_id=parent.run_id,
+        request_id=directives.RequestID("old"),
+        parent_attempt=1,
+    )
+    dispatcher.restore([parent, stale])
+    assert parent.children is None
+    assert parent.waiting == 0
