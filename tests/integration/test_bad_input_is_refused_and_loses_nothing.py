@@ -55,23 +55,23 @@ async def test_malformed_directives_get_v1_error_and_the_connection_stays_up(
     async with http.ws_connect(service.url, headers=AUTH) as ws:
         await ws.send_str(directives.encode(directives.GivePulse(status="idle")))
         error = await receive(ws, directives.Error)
-        assert (error.code, error.in_reply_to) == (directives.NOT_READY, "v1.heartbeat.give_pulse")
+        assert (error.code, error.in_reply_to) == (directives.ErrorCode.NOT_READY, "v1.heartbeat.give_pulse")
 
         await ws.send_str(ready("raw"))
         cases = [
-            ("{oops", directives.BAD_JSON, None),
-            ('{"payloadKey": "v1.teleport", "payload": {}}', directives.UNKNOWN_DIRECTIVE, "v1.teleport"),
+            ("{oops", directives.ErrorCode.BAD_JSON, None),
+            ('{"payloadKey": "v1.teleport", "payload": {}}', directives.ErrorCode.UNKNOWN_DIRECTIVE, "v1.teleport"),
             (
                 '{"payloadKey": "v1.routine.starting", "payload": {"runID": 5}}',
-                directives.INVALID_PAYLOAD,
+                directives.ErrorCode.INVALID_PAYLOAD,
                 "v1.routine.starting",
             ),
-            (ready("raw"), directives.DUPLICATE_READY, "v1.ready"),
+            (ready("raw"), directives.ErrorCode.DUPLICATE_READY, "v1.ready"),
             (
                 directives.encode(
                     directives.RoutineCompleted(run_id=directives.RunID("nope"), completed_at=directives.now())
                 ),
-                directives.UNKNOWN_RUN,
+                directives.ErrorCode.UNKNOWN_RUN,
                 "v1.routine.completed",
             ),
             (
@@ -81,7 +81,7 @@ async def test_malformed_directives_get_v1_error_and_the_connection_stays_up(
                         "payload": {"runID": "x", "message": "x" * (2 << 20), "time": "2026-01-01T00:00:00Z"},
                     }
                 ),
-                directives.FRAME_TOO_LARGE,
+                directives.ErrorCode.FRAME_TOO_LARGE,
                 "v1.log",
             ),
         ]
@@ -139,7 +139,7 @@ async def test_a_report_for_a_stale_attempt_is_refused_and_changes_nothing(
                     )
                 )
                 error = await receive(again, directives.Error)
-                assert error.code == directives.STALE_ATTEMPT
+                assert error.code == directives.ErrorCode.STALE_ATTEMPT
                 assert run.result is None and run.worker == "second"
 
             await second.send_str(

@@ -128,7 +128,7 @@ async def test_a_report_for_an_attempt_the_worker_no_longer_holds_is_refused(
     )
     with pytest.raises(errors.DirectiveError) as caught:
         dispatcher.completed(second, late, size=10)
-    assert caught.value.code == directives.STALE_ATTEMPT
+    assert caught.value.code == directives.ErrorCode.STALE_ATTEMPT
     assert run.phase is runs.Phase.PENDING and run.result is None
     complete(dispatcher, second, new)
     assert run.phase is runs.Phase.SUCCEEDED and run.worker == "second"

@@ -113,49 +113,49 @@ def test_wire_names_use_the_protocol_spelling() -> None:
 @pytest.mark.parametrize(
     ("frame", "code", "in_reply_to", "says"),
     [
-        ("{not json", directives.BAD_JSON, None, "not valid JSON"),
-        ("", directives.BAD_JSON, None, "not valid JSON"),
-        ("[1, 2]", directives.BAD_ENVELOPE, None, "payloadKey"),
-        ('"v1.ready"', directives.BAD_ENVELOPE, None, "payloadKey"),
-        ('{"payload": {}}', directives.BAD_ENVELOPE, None, "payloadKey"),
-        ('{"payloadKey": 3, "payload": {}}', directives.UNKNOWN_DIRECTIVE, "3", "unknown payloadKey"),
-        ('{"payloadKey": "v1.nope", "payload": {}}', directives.UNKNOWN_DIRECTIVE, "v1.nope", "v1.ready"),
+        ("{not json", directives.ErrorCode.BAD_JSON, None, "not valid JSON"),
+        ("", directives.ErrorCode.BAD_JSON, None, "not valid JSON"),
+        ("[1, 2]", directives.ErrorCode.BAD_ENVELOPE, None, "payloadKey"),
+        ('"v1.ready"', directives.ErrorCode.BAD_ENVELOPE, None, "payloadKey"),
+        ('{"payload": {}}', directives.ErrorCode.BAD_ENVELOPE, None, "payloadKey"),
+        ('{"payloadKey": 3, "payload": {}}', directives.ErrorCode.UNKNOWN_DIRECTIVE, "3", "unknown payloadKey"),
+        ('{"payloadKey": "v1.nope", "payload": {}}', directives.ErrorCode.UNKNOWN_DIRECTIVE, "v1.nope", "v1.ready"),
         (
             '{"payloadKey": "v1.heartbeat.check_pulse", "payload": {"id": 1}}',
-            directives.UNKNOWN_DIRECTIVE,
+            directives.ErrorCode.UNKNOWN_DIRECTIVE,
             "v1.heartbeat.check_pulse",
             "from a worker",
         ),
-        ('{"payloadKey": "v1.ready"}', directives.INVALID_PAYLOAD, "v1.ready", "payload"),
-        ('{"payloadKey": "v1.ready", "payload": []}', directives.INVALID_PAYLOAD, "v1.ready", "payload"),
+        ('{"payloadKey": "v1.ready"}', directives.ErrorCode.INVALID_PAYLOAD, "v1.ready", "payload"),
+        ('{"payloadKey": "v1.ready", "payload": []}', directives.ErrorCode.INVALID_PAYLOAD, "v1.ready", "payload"),
         (
             '{"payloadKey": "v1.ready", "payload": {"workerID": "w", "routines": ["a"], "slots": 0}}',
-            directives.INVALID_PAYLOAD,
+            directives.ErrorCode.INVALID_PAYLOAD,
             "v1.ready",
             "slots",
         ),
         (
             '{"payloadKey": "v1.ready", "payload": {"workerID": "w", "routines": [], "slots": 1}}',
-            directives.INVALID_PAYLOAD,
+            directives.ErrorCode.INVALID_PAYLOAD,
             "v1.ready",
             "routines",
         ),
         (
             '{"payloadKey": "v1.routine.completed", "payload": {"runID": "r"}}',
-            directives.INVALID_PAYLOAD,
+            directives.ErrorCode.INVALID_PAYLOAD,
             "v1.routine.completed",
             "completedAt",
         ),
         (
             '{"payloadKey": "v1.routine.starting", "payload": {"runID": "r", "workerID": "w", "startedAt": "soon"}}',
-            directives.INVALID_PAYLOAD,
+            directives.ErrorCode.INVALID_PAYLOAD,
             "v1.routine.starting",
             "startedAt",
         ),
         (
             '{"payloadKey": "v1.log", "payload": {"runID": "r", "message": "m", "time": "2026-01-01T00:00:00Z", '
             '"level": "loud"}}',
-            directives.INVALID_PAYLOAD,
+            directives.ErrorCode.INVALID_PAYLOAD,
             "v1.log",
             "level",
         ),
@@ -175,7 +175,7 @@ def test_a_worker_directive_is_not_accepted_by_a_worker() -> None:
     frame = directives.encode(FROM_WORKER_SAMPLES[0])
     with pytest.raises(errors.DirectiveError) as caught:
         directives.decode_from_service(frame)
-    assert caught.value.code == directives.UNKNOWN_DIRECTIVE
+    assert caught.value.code == directives.ErrorCode.UNKNOWN_DIRECTIVE
 
 
 def test_cancel_means_different_things_in_each_direction() -> None:

@@ -18,6 +18,7 @@ union (one parse, no intermediate dicts); a bad frame raises
 from __future__ import annotations
 
 import datetime
+import enum
 from typing import Annotated, Any, ClassVar, Generic, Literal, NewType, TypeVar, Union
 
 import pydantic
@@ -35,18 +36,32 @@ RequestID = NewType("RequestID", str)
 WorkerStatus = Literal["idle", "busy", "draining"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
-# Error codes carried by ``v1.error``.
-BAD_JSON = "bad_json"
-BAD_ENVELOPE = "bad_envelope"
-UNKNOWN_DIRECTIVE = "unknown_directive"
-INVALID_PAYLOAD = "invalid_payload"
-FRAME_TOO_LARGE = "frame_too_large"
-NOT_READY = "not_ready"
-DUPLICATE_READY = "duplicate_ready"
-UNKNOWN_RUN = "unknown_run"
-STALE_ATTEMPT = "stale_attempt"
-RATE_LIMITED = "rate_limited"
-RESULT_TOO_LARGE = "result_too_large"
+
+class ErrorCode(enum.StrEnum):
+    """Why the service answered a directive with ``v1.error`` (its ``code``)."""
+
+    BAD_JSON = "bad_json"
+    BAD_ENVELOPE = "bad_envelope"
+    UNKNOWN_DIRECTIVE = "unknown_directive"
+    INVALID_PAYLOAD = "invalid_payload"
+    FRAME_TOO_LARGE = "frame_too_large"
+    NOT_READY = "not_ready"
+    DUPLICATE_READY = "duplicate_ready"
+    UNKNOWN_RUN = "unknown_run"
+    STALE_ATTEMPT = "stale_attempt"
+    RESULT_TOO_LARGE = "result_too_large"
+
+
+class ErrorType(enum.StrEnum):
+    """The ``type`` of the errors workpath itself gives a run (a routine's own errors carry their class name)."""
+
+    CANCELLED = "Cancelled"
+    TIMEOUT = "TimeoutError"
+    QUEUE_TIMEOUT = "QueueTimeoutError"
+    RESULT_TOO_LARGE = "ResultTooLargeError"
+    ROUTINE_NOT_FOUND = "RoutineNotFoundError"
+    INVALID_PARAMS = "InvalidParamsError"
+    INVALID_RESULT = "InvalidResultError"
 
 
 def wire_name(name: str) -> str:
@@ -324,24 +339,24 @@ def _explain(exc: pydantic.ValidationError, direction: _Direction) -> errors.Dir
     first = problems[0]
     kind = first["type"]
     if kind == "json_invalid":
-        return errors.DirectiveError(BAD_JSON, f"frame is not valid JSON: {first['msg']}")
+        return errors.DirectiveError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {first['msg']}")
     if kind == "union_tag_invalid":
         tag = str(first.get("ctx", {}).get("tag", "?"))
         return errors.DirectiveError(
-            UNKNOWN_DIRECTIVE,
+            ErrorCode.UNKNOWN_DIRECTIVE,
             f"unknown payloadKey {tag!r} {direction.origin}; expected one of: {direction.keys}",
             in_reply_to=tag,
         )
     loc = first["loc"]
     if kind == "union_tag_not_found" or len(loc) < 2:
         return errors.DirectiveError(
-            BAD_ENVELOPE, 'a directive must be a JSON object {"payloadKey": str, "payload": object}'
+            ErrorCode.BAD_ENVELOPE, 'a directive must be a JSON object {"payloadKey": str, "payload": object}'
         )
     tag = str(loc[0])
     details = "; ".join(
         f"{'.'.join(str(part) for part in p['loc'][2:]) or 'payload'}: {p['msg']}" for p in problems[:5]
     )
-    return errors.DirectiveError(INVALID_PAYLOAD, f"invalid {tag} payload: {details}", in_reply_to=tag)
+    return errors.DirectiveError(ErrorCode.INVALID_PAYLOAD, f"invalid {tag} payload: {details}", in_reply_to=tag)
 
 
 def now() -> datetime.datetime:

@@ -42,7 +42,6 @@ from workpath import contexts, directives, errors, jobs, routines, settings
 
 logger = logging.getLogger("workpath.worker")
 
-CANCELLED: Final = "Cancelled"
 """The error type of a run stopped by a ``v1.routine.cancel``."""
 
 DRAINING: Final = "worker draining"
@@ -446,12 +445,12 @@ class Worker:
             return
         definition = self.definitions.get(start.routine_id)
         if definition is None:
-            self._reject(start, "RoutineNotFoundError", self._not_found(start.routine_id))
+            self._reject(start, directives.ErrorType.ROUTINE_NOT_FOUND, self._not_found(start.routine_id))
             return
         try:
             definition.check_params(start.params)
         except errors.InvalidParamsError as exc:
-            self._reject(start, "InvalidParamsError", str(exc))
+            self._reject(start, directives.ErrorType.INVALID_PARAMS, str(exc))
             return
         context = contexts.Context(
             channel=self,
@@ -563,7 +562,7 @@ class Worker:
         if reason == DRAINING:
             payload = directives.Released(run_id=job.id, attempt=job.attempt, reason=DRAINING)
         elif reason is not None:
-            payload = self._failure(job, directives.ErrorInfo(type=CANCELLED, message=reason))
+            payload = self._failure(job, directives.ErrorInfo(type=directives.ErrorType.CANCELLED, message=reason))
         elif task.error is not None:
             payload = self._failure(job, self._error_info(job, task.error))
         else:
@@ -641,7 +640,7 @@ class Worker:
             f"pydantic model"
         )
         logger.warning("run %s: %s", job.id, message)
-        return directives.ErrorInfo(type=errors.InvalidResultError.__name__, message=message, retryable=False)
+        return directives.ErrorInfo(type=directives.ErrorType.INVALID_RESULT, message=message, retryable=False)
 
     def _error_info(self, job: jobs.Job, error: BaseException) -> directives.ErrorInfo:
         message = str(error) or repr(error)

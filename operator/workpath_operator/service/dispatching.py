@@ -344,7 +344,7 @@ class Dispatcher:
                 run,
                 Phase.FAILED,
                 error=directives.ErrorInfo(
-                    type="ResultTooLargeError",
+                    type=directives.ErrorType.RESULT_TOO_LARGE,
                     message=f"the result of {run.routine_id} is {size} bytes; the limit is "
                     f"{self.config.max_result_bytes} (WORKPATH_MAX_RESULT_BYTES): store large data "
                     f"elsewhere and return a reference",
@@ -353,7 +353,7 @@ class Dispatcher:
                 completed_at=report.completed_at,
             )
             raise errors.DirectiveError(
-                directives.RESULT_TOO_LARGE,
+                directives.ErrorCode.RESULT_TOO_LARGE,
                 f"result of run {run.run_id} is {size} bytes, over {self.config.max_result_bytes}",
                 in_reply_to=report.KEY,
             )
@@ -378,7 +378,7 @@ class Dispatcher:
         parent = session.runs.get(request.parent_run_id)
         if parent is None:
             raise errors.DirectiveError(
-                directives.UNKNOWN_RUN,
+                directives.ErrorCode.UNKNOWN_RUN,
                 f"run {request.parent_run_id} is not held by worker {session.worker_id}; "
                 f"it cannot request sub-routines",
                 in_reply_to=request.KEY,
@@ -427,7 +427,7 @@ class Dispatcher:
         run = session.runs.get(entry.run_id)
         if run is None:
             raise errors.DirectiveError(
-                directives.UNKNOWN_RUN,
+                directives.ErrorCode.UNKNOWN_RUN,
                 f"run {entry.run_id} is not held by worker {session.worker_id}",
                 in_reply_to=entry.KEY,
             )
@@ -447,12 +447,12 @@ class Dispatcher:
         known = self.runs.get(run_id) or self.finished.get(run_id)
         if known is None:
             raise errors.DirectiveError(
-                directives.UNKNOWN_RUN, f"run {run_id} is not known to the service", in_reply_to=key
+                directives.ErrorCode.UNKNOWN_RUN, f"run {run_id} is not known to the service", in_reply_to=key
             )
         if known.phase.finished and known.attempt == attempt and known.worker == session.worker_id:
             return None  # already finished by this very attempt: a replay or a late report
         raise errors.DirectiveError(
-            directives.STALE_ATTEMPT,
+            directives.ErrorCode.STALE_ATTEMPT,
             f"attempt {attempt} of run {run_id} is not held by worker {session.worker_id} "
             f"(current attempt {known.attempt} on {known.worker or 'no worker'}, {known.phase}); "
             f"the report is ignored",
@@ -680,7 +680,7 @@ class Dispatcher:
         self._finish(
             run,
             Phase.CANCELLED,
-            error=directives.ErrorInfo(type="Cancelled", message=reason, retryable=False),
+            error=directives.ErrorInfo(type=directives.ErrorType.CANCELLED, message=reason, retryable=False),
         )
 
     def _queue_timeout(self, run: runs.Run, seq: int) -> None:
@@ -692,7 +692,7 @@ class Dispatcher:
             run,
             Phase.FAILED,
             error=directives.ErrorInfo(
-                type="QueueTimeoutError",
+                type=directives.ErrorType.QUEUE_TIMEOUT,
                 message=f"no worker took {run.routine_id} within {run.spec.timeout_seconds:g}s "
                 f"({capable} connected worker(s) can run it"
                 + (f" in pool {run.spec.pool!r}" if run.spec.pool else "")
@@ -711,7 +711,7 @@ class Dispatcher:
         self._fail(
             run,
             directives.ErrorInfo(
-                type="TimeoutError",
+                type=directives.ErrorType.TIMEOUT,
                 message=f"attempt {attempt} ran past its {run.spec.timeout_seconds:g}s deadline",
                 retryable=True,
             ),

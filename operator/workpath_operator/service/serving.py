@@ -186,7 +186,7 @@ class DirectiveService:
                     if len(data) > config.max_frame_bytes and type(payload) is not directives.RoutineCompleted:
                         # A result's size is the dispatcher's to judge: it fails that run instead.
                         raise errors.DirectiveError(
-                            directives.FRAME_TOO_LARGE,
+                            directives.ErrorCode.FRAME_TOO_LARGE,
                             f"frame of {len(data)} bytes is over the {config.max_frame_bytes} limit",
                             in_reply_to=payload.KEY,
                         )
@@ -196,7 +196,7 @@ class DirectiveService:
                         session, writer = self._attach(ws, payload)
                     else:
                         raise errors.DirectiveError(
-                            directives.NOT_READY,
+                            directives.ErrorCode.NOT_READY,
                             f"the first directive must be v1.ready, not {payload.KEY}",
                             in_reply_to=payload.KEY,
                         )
@@ -241,7 +241,7 @@ class DirectiveService:
 
     def _duplicate_ready(self, session: sessions.WorkerSession, ready: directives.Ready, size: int) -> None:
         raise errors.DirectiveError(
-            directives.DUPLICATE_READY,
+            directives.ErrorCode.DUPLICATE_READY,
             f"worker {session.worker_id} already said v1.ready on this connection; reconnect to announce again",
             in_reply_to=ready.KEY,
         )
