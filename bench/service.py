@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.service [--runs 100000] [--slots 50]
 
 One `workpath worker` process with 50 slots, the service in this process, real
-sockets on 127.0.0.1, no-op routines. Prints a table; targets from the issue.
+sockets on 127.0.0.1, no-op routines. Prints a table with the targets: >= 20,000
+no-op routines/s, dispatch latency p99 <= 1 ms, sub-routine round trip p50 <= 1 ms.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Flow 1: a run goes to a worker with a free slot and comes back with status, timestamps and result."""
+"""The top-level run flow (docs/architecture.md): a run goes to a worker with a free slot and comes back with
+status, timestamps and result."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Flow 2: sub-routines requested by a running routine are delegated and their results forwarded."""
+"""The sub-routine flow (docs/architecture.md): sub-routines requested by a running routine are delegated and
+their results forwarded."""
 
 from __future__ import annotations
 

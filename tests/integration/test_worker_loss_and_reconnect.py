@@ -1,4 +1,5 @@
-"""Flows 3 and 4: an unresponsive worker loses its runs; a worker back within the grace period keeps them."""
+"""The dead-worker and reconnect flows (docs/architecture.md): an unresponsive worker loses its runs; a worker
+back within the grace period keeps them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Flow 5: the operator is SIGKILLed while Routines are Running and Pending, and Routines change while it is down.
+"""The operator-restart flow (docs/architecture.md): the operator is SIGKILLed while Routines are Running and
+Pending, and Routines change while it is down.
 A new operator rebuilds its state from the Routines and from the workers' `v1.ready` reports: the running run is
 adopted (not started again), the pending ones run once, the one created meanwhile runs once, and the ones deleted
 meanwhile do not run (the running one is cancelled on the worker). Sub-routines survive too: their child Routines
