@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import pathlib
@@ -19,8 +18,9 @@ from typing import Any
 import aiohttp
 import pydantic
 
+from workpath_operator.kube import settings
 from workpath_operator.local import developing
-from workpath_operator.service import runs, settings
+from workpath_operator.service import runs
 
 
 def add_dev_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +35,9 @@ def add_dev_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("modules", nargs="+", metavar="MODULE", help="module(s) with @workpath.routine functions")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes to start")
-    parser.add_argument("--slots", type=int, default=10, help="concurrency slots per worker")
-    parser.add_argument("--db", default=None, help="SQLite file to keep runs in (default: in memory)")
     parser.add_argument("--run", metavar="ROUTINE_ID", default=None, help="run this routine once, then exit")
     _add_params(parser)
-    _add_service_settings(parser)
+    developing.LocalSettings.add_flags(parser, title=_SETTINGS_TITLE)
     parser.set_defaults(func=_dev)
 
 
@@ -63,7 +60,7 @@ def add_run_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument("--pool", default=None, help="only workers of this pool")
     parser.add_argument("--no-wait", action="store_true", help="print the run ID and return at once")
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    _add_client_options(parser)
+    _add_client_arguments(parser)
     parser.set_defaults(func=_run)
 
 
@@ -75,11 +72,13 @@ def add_logs_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument("run_id", metavar="RUN_ID")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the run finishes")
-    _add_client_options(parser)
+    _add_client_arguments(parser)
     parser.set_defaults(func=_logs)
 
 
-# ---------------------------------------------------------------------- options
+# ---------------------------------------------------------------------- arguments
+
+_SETTINGS_TITLE = "settings (each also from its WORKPATH_* environment variable; flags win)"
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -94,11 +93,7 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=None, metavar="JSON", help="all params as one JSON object")
 
 
-def _add_service_settings(parser: argparse.ArgumentParser) -> None:
-    _add_settings(parser, settings.ServiceSettings, "service settings (also from WORKPATH_* environment variables)")
-
-
-def _add_client_options(parser: argparse.ArgumentParser) -> None:
+def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         default=os.environ.get("WORKPATH_API_URL"),
@@ -135,16 +130,17 @@ def parse_params(pairs: list[str], document: str | None) -> dict[str, Any]:
 
 def _dev(args: argparse.Namespace) -> int:
     try:
+        local_settings = developing.LocalSettings.load(**developing.LocalSettings.flag_values(args))
+    except pydantic.ValidationError as exc:
+        print(f"workpath dev: {developing.LocalSettings.explain(exc)}", file=sys.stderr)
+        return 2
+    try:
         params = parse_params(args.param, args.params)
-        config = settings.ServiceSettings.from_env(
-            **{k.removeprefix("setting_"): v for k, v in vars(args).items() if k.startswith("setting_")}
-        )
         spec = runs.RunSpec(routine_id=args.run, params=params) if args.run else None
     except (ValueError, pydantic.ValidationError) as exc:
         print(f"workpath dev: {exc}", file=sys.stderr)
         return 2
-    options = developing.DevOptions(modules=args.modules, workers=args.workers, slots=args.slots, db=args.db)
-    return run_async(developing.serve(options, config, run=spec))
+    return run_async(developing.serve(args.modules, settings=local_settings, run=spec))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -293,32 +289,8 @@ def _add_operator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="level of the logs"
     )
-    _add_settings(parser, settings.OperatorSettings, "operator settings (also from WORKPATH_* environment variables)")
-    _add_service_settings(parser)
+    settings.OperatorSettings.add_flags(parser, title=_SETTINGS_TITLE)
     parser.set_defaults(func=_operator)
-
-
-def _add_settings(parser: argparse.ArgumentParser, cls: type[Any], title: str) -> None:
-    """One flag per field of a settings dataclass; a tuple field is a repeatable flag named in the singular."""
-    group = parser.add_argument_group(title)
-    helps = settings.field_help(cls)
-    for field in dataclasses.fields(cls):
-        kind = str(field.type).split(" ")[0]
-        name = field.name.removesuffix("s") if kind.startswith("tuple") else field.name
-        flag = "--" + name.replace("_", "-")
-        shown = "none" if field.default in (None, ()) else str(field.default).lower()
-        options: dict[str, Any] = {
-            "dest": f"setting_{field.name}",
-            "default": argparse.SUPPRESS,
-            "help": f"{helps.get(field.name, '')} [default: {shown}]".replace("%", "%%"),
-        }
-        if kind.startswith("tuple"):
-            options.update(action="append", metavar=name.upper())
-        elif kind == "bool":
-            options.update(action=argparse.BooleanOptionalAction)
-        else:
-            options.update(type={"int": int, "float": float}.get(kind, str), metavar=name.upper())
-        group.add_argument(flag, **options)
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -326,6 +298,11 @@ def _operator(args: argparse.Namespace) -> int:
 
     from workpath_operator.kube import clients, operating
 
+    try:
+        operator_settings = settings.OperatorSettings.load(**settings.OperatorSettings.flag_values(args))
+    except pydantic.ValidationError as exc:
+        print(f"workpath operator: {settings.OperatorSettings.explain(exc)}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -333,22 +310,8 @@ def _operator(args: argparse.Namespace) -> int:
     )
     if args.log_level != "debug":
         logging.getLogger("kopf").setLevel(logging.WARNING)
-    values = {k.removeprefix("setting_"): v for k, v in vars(args).items() if k.startswith("setting_")}
-    operator_fields = {field.name for field in dataclasses.fields(settings.OperatorSettings)}
     try:
-        options = settings.OperatorSettings.from_env(
-            None, **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in operator_fields}
-        )
-        config = settings.ServiceSettings.from_env(
-            None, **{k: v for k, v in values.items() if k not in operator_fields}
-        )
-        if not config.token and not options.token_review:
-            raise ValueError("workers could not authenticate: keep --token-review or give --token (WORKPATH_TOKEN)")
-    except ValueError as exc:
-        print(f"workpath operator: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return run_async(operating.operate(config, options))
+        return run_async(operating.operate(operator_settings))
     except clients.ApiError as exc:
         print(f"workpath operator: the Kubernetes API: {exc}", file=sys.stderr)
         return 1

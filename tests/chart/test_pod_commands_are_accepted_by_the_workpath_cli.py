@@ -4,7 +4,6 @@ with the values the chart means: a renamed flag or setting breaks this test, not
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from tests.chart import rendering
 from workpath import cli, settings
-from workpath_operator.service import settings as operator_settings
+from workpath_operator.kube import settings as kube_settings
 
 POD_NAME = "wp-workpath-worker-7c9f-abcde"
 
@@ -41,15 +40,14 @@ def test_worker_command_and_environment_configure_the_worker(render: Callable[..
     assert workload is not None
 
     args = _parse(rendering.container(workload)["command"])
-    overrides = {name: getattr(args, name) for name in settings.WorkerSettings.model_fields}
-    config = settings.WorkerSettings.load(_environment(workload), **overrides)
+    worker_settings = settings.WorkerSettings.load(_environment(workload), **settings.WorkerSettings.flag_values(args))
 
     assert args.func is cli.run_worker_command
     assert args.modules == ["examples.reports"]
-    assert config.url == f"ws://wp-workpath.{rendering.NAMESPACE}.svc:{rendering.DIRECTIVE_PORT}/v1/workers"
-    assert config.token is None
-    assert config.token_file == pathlib.Path("/var/run/secrets/workpath/token")
-    assert (config.slots, config.pool, config.worker_id) == (4, "reports", POD_NAME)
+    assert worker_settings.url == f"ws://wp-workpath.{rendering.NAMESPACE}.svc:{rendering.DIRECTIVE_PORT}/v1/workers"
+    assert worker_settings.token is None
+    assert worker_settings.token_file == pathlib.Path("/var/run/secrets/workpath/token")
+    assert (worker_settings.slots, worker_settings.pool, worker_settings.worker_id) == (4, "reports", POD_NAME)
 
 
 OPERATOR_CASES = {
@@ -74,18 +72,13 @@ def test_operator_command_configures_the_operator(
     assert workload is not None
 
     args = _parse(rendering.container(workload)["command"])  # argparse exits (status 2) on an unknown flag.
-    given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
-    operator_fields = {field.name for field in dataclasses.fields(operator_settings.OperatorSettings)}
-    options = operator_settings.OperatorSettings.from_env(
-        {}, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in operator_fields}
-    )
-    service = operator_settings.ServiceSettings.from_env(
-        {}, **{k: v for k, v in given.items() if k not in operator_fields}
+    operator_settings = kube_settings.OperatorSettings.load(
+        _environment(workload), **kube_settings.OperatorSettings.flag_values(args)
     )
 
     assert args.func.__name__ == "_operator"
-    assert {key: getattr(options, key) for key in expected} == expected
+    assert {key: getattr(operator_settings, key) for key in expected} == expected
     # Workers' tokens are checked with TokenReview for the audience the chart's projected tokens carry.
-    assert options.token_review is True
-    assert options.token_audience == rendering.AUDIENCE
-    assert (service.host, service.port) == ("0.0.0.0", rendering.DIRECTIVE_PORT)
+    assert operator_settings.token_review is True
+    assert operator_settings.token_audience == rendering.AUDIENCE
+    assert (operator_settings.host, operator_settings.port) == ("0.0.0.0", rendering.DIRECTIVE_PORT)

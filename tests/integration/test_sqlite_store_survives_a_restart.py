@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
 from tests.integration import fleets
@@ -10,9 +9,9 @@ from tests.integration.conftest import TOKEN, connected, finished, submit
 from workpath_operator.service import authenticating, runs, serving, settings, stores
 
 
-def sqlite_service(config: settings.ServiceSettings, db: pathlib.Path) -> serving.DirectiveService:
+def sqlite_service(service_settings: settings.ServiceSettings, db: pathlib.Path) -> serving.DirectiveService:
     return serving.DirectiveService(
-        config=config,
+        settings=service_settings,
         store=stores.SqliteRunStore(str(db)),
         authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
     )
@@ -22,8 +21,8 @@ async def test_finished_and_pending_runs_survive_a_service_restart(
     service_settings: settings.ServiceSettings, tmp_path: pathlib.Path
 ) -> None:
     db = tmp_path / "runs.sqlite"
-    config = dataclasses.replace(service_settings, settle_seconds=0.1)
-    async with sqlite_service(config, db) as first:
+    service_settings = service_settings.replace(settle_seconds=0.1)
+    async with sqlite_service(service_settings, db) as first:
         fleet = fleets.WorkerFleet(url=first.url, token=TOKEN, logs=tmp_path)
         try:
             await fleet.spawn("w-1")
@@ -33,7 +32,7 @@ async def test_finished_and_pending_runs_survive_a_service_restart(
             await fleet.close()
         waiting = submit(first, "test.echo", value="later")  # no worker now: it stays queued
 
-    async with sqlite_service(config, db) as second:
+    async with sqlite_service(service_settings, db) as second:
         again = second.store.get(done.run_id)
         assert again is not None
         assert again.status() == done.status()

@@ -13,8 +13,8 @@ import pytest
 
 from tests.worker.fakes import eventually
 from workpath import directives
-from workpath_operator.kube import clients, resources, routine_store
-from workpath_operator.service import runs, settings
+from workpath_operator.kube import clients, resources, routine_store, settings
+from workpath_operator.service import runs
 
 
 class FakeApi:
@@ -65,7 +65,7 @@ class FakeApi:
         pass
 
 
-OPTIONS = settings.OperatorSettings(namespaces=("jobs",), status_linger=0.0)
+SETTINGS = settings.OperatorSettings(namespaces=("jobs",), status_linger=0.0)
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def store(api: FakeApi) -> Any:
     vanished: list[tuple[str, str]] = []
     store = routine_store.RoutineStore(
         api,  # type: ignore[arg-type]
-        options=OPTIONS,
+        settings=SETTINGS,
         on_vanished=lambda run_id, reason: vanished.append((run_id, reason)),
     )
     store.vanished = vanished  # type: ignore[attr-defined]
@@ -182,7 +182,7 @@ async def test_loading_restores_runs_and_fails_a_routine_that_cannot_run(api: Fa
         "startedAt": "2026-10-01T12:00:01.000000Z",
     }
     invalid = api.add("invalid", {"routineID": "reports.build", "experimental": True})
-    store = routine_store.RoutineStore(api, options=OPTIONS, on_vanished=lambda *_: None)  # type: ignore[arg-type]
+    store = routine_store.RoutineStore(api, settings=SETTINGS, on_vanished=lambda *_: None)  # type: ignore[arg-type]
     await store.start()
     try:
         (restored,) = await store.load()

@@ -27,8 +27,6 @@ EXIT_USAGE = 2
 
 logger = logging.getLogger("workpath.cli")
 
-_SHOWN_DEFAULTS = {"worker_id": "<hostname>-<pid>", "token": "none", "token_file": "none"}
-
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> NoReturn:
     """Parse ``argv`` (``sys.argv[1:]``), run the subcommand, exit with its code."""
@@ -45,6 +43,10 @@ def build_parser(*, prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "workpath",
         description="Run Python routines on a fleet of workers.",
+        epilog=(
+            "Every setting of a command is a flag and an environment variable (--slots, WORKPATH_SLOTS); "
+            "flags win. 'workpath COMMAND --help' lists them with their defaults."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {workpath.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -80,24 +82,7 @@ def add_worker_command(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="DIR",
         help="directory put first on sys.path to import MODULEs from (default: the current one)",
     )
-    group = parser.add_argument_group("settings")
-    for name, field in settings.WorkerSettings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        env = settings.WorkerSettings.env_name(name)
-        shown = _SHOWN_DEFAULTS.get(name, field.default)
-        text = (field.description or "").replace("%", "%%")
-        extra: dict[str, Any] = {}
-        if name == "log_level":
-            extra["choices"] = ["debug", "info", "warning", "error"]
-            extra["type"] = str.lower
-        group.add_argument(
-            flag,
-            dest=name,
-            metavar=name.upper(),
-            default=None,
-            help=f"{text} [env {env}; default: {shown}]",
-            **extra,
-        )
+    settings.WorkerSettings.add_flags(parser)
     parser.set_defaults(func=run_worker_command)
 
 
@@ -105,14 +90,13 @@ def run_worker_command(args: argparse.Namespace) -> int:
     """The handler of ``workpath worker``."""
     from workpath import working  # here: aiohttp's client is only needed to run a worker
 
-    overrides = {name: getattr(args, name, None) for name in settings.WorkerSettings.model_fields}
     try:
-        config = settings.WorkerSettings.load(**overrides)
+        worker_settings = settings.WorkerSettings.load(**settings.WorkerSettings.flag_values(args))
     except pydantic.ValidationError as exc:
-        print(f"workpath worker: {settings.explain(exc)}", file=sys.stderr)
+        print(f"workpath worker: {settings.WorkerSettings.explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(
-        level=config.log_level.upper(),
+        level=worker_settings.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -125,4 +109,4 @@ def run_worker_command(args: argparse.Namespace) -> int:
         print(f"workpath worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logger.debug("loaded routines: %s", ", ".join(sorted(definitions)))
-    return working.run_worker(config, definitions.values())
+    return working.run_worker(worker_settings, definitions.values())

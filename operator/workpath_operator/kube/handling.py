@@ -55,19 +55,19 @@ def registry(served: Served, *, configuration: kubernetes_asyncio.client.Configu
 
 def settings() -> kopf.OperatorSettings:
     """kopf's settings: watch Routines, write nothing on its own, and be quiet about it."""
-    config = kopf.OperatorSettings()
+    kopf_settings = kopf.OperatorSettings()
     # No watching of CRDs and namespaces: the namespaces are given, the CRD is installed with the chart.
     # Fewer requests, and RBAC need not allow listing CRDs or namespaces.
-    config.scanning.disabled = True
+    kopf_settings.scanning.disabled = True
     # Events are posted by the operator itself, within a budget (see recording.py).
-    config.posting.enabled = False
+    kopf_settings.posting.enabled = False
     # A per-Routine worker task lingers this long after its last event; Routines come in bursts.
-    config.queueing.idle_timeout = 1.0
-    config.watching.server_timeout = 300
-    config.watching.client_timeout = 330
-    config.watching.connect_timeout = 10
-    config.networking.request_timeout = 30
-    return config
+    kopf_settings.queueing.idle_timeout = 1.0
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.networking.request_timeout = 30
+    return kopf_settings
 
 
 async def connection_info(configuration: kubernetes_asyncio.client.Configuration) -> kopf.ConnectionInfo:

@@ -23,25 +23,25 @@ from typing import Any
 import kopf
 
 from workpath import directives
-from workpath_operator.kube import admitting, clients, handling, reviewing, routine_store
-from workpath_operator.service import authenticating, serving, settings
+from workpath_operator.kube import admitting, clients, handling, reviewing, routine_store, settings
+from workpath_operator.service import authenticating, serving
 
 logger = logging.getLogger("workpath.operator")
 
 
-async def operate(config: settings.ServiceSettings, options: settings.OperatorSettings) -> int:
+async def operate(settings: settings.OperatorSettings) -> int:
     """Run the operator until it is stopped; the process exit code."""
     configuration = await clients.load_configuration()
     async with clients.KubernetesClient(configuration) as client:
-        operator = Operator(client, config=config, options=options)
+        operator = Operator(client, settings=settings)
         try:
             await kopf.operator(
                 registry=handling.registry(operator, configuration=configuration),
                 settings=handling.settings(),
                 standalone=True,
-                clusterwide=options.all_namespaces,
-                namespaces=options.namespaces,
-                liveness_endpoint=options.liveness_endpoint,
+                clusterwide=settings.all_namespaces,
+                namespaces=settings.namespaces,
+                liveness_endpoint=settings.liveness_endpoint,
             )
         except Exception:
             if operator.failure is not None:  # kopf wraps it: say what failed, e.g. listing Routines was forbidden
@@ -59,15 +59,14 @@ class Operator:
         self,
         client: clients.KubernetesClient,
         *,
-        config: settings.ServiceSettings,
-        options: settings.OperatorSettings,
+        settings: settings.OperatorSettings,
     ) -> None:
-        self.options = options
+        self.settings = settings
         self.store = routine_store.RoutineStore(
-            client, options=options, on_vanished=self._cancel, finished_kept=config.finished_runs_kept
+            client, settings=settings, on_vanished=self._cancel, finished_kept=settings.finished_runs_kept
         )
         self.service = serving.DirectiveService(
-            config=config, store=self.store, authenticator=authenticator(client, config, options)
+            settings=settings, store=self.store, authenticator=authenticator(client, settings)
         )
         self._reconciler: admitting.Reconciler | None = None
         self._started = False
@@ -83,8 +82,8 @@ class Operator:
             self.failure = exc
             raise
         self._reconciler = admitting.Reconciler(store=self.store, dispatcher=self.service.dispatcher)
-        options = self.options
-        scope = "all namespaces" if options.all_namespaces else "namespace(s) " + ", ".join(options.namespaces)
+        settings = self.settings
+        scope = "all namespaces" if settings.all_namespaces else "namespace(s) " + ", ".join(settings.namespaces)
         logger.info("serving Routines in %s; workers connect to %s", scope, self.service.url)
 
     async def stop(self) -> None:
@@ -106,20 +105,20 @@ class Operator:
 
 
 def authenticator(
-    client: clients.KubernetesClient, config: settings.ServiceSettings, options: settings.OperatorSettings
+    client: clients.KubernetesClient, settings: settings.OperatorSettings
 ) -> authenticating.Authenticator:
     """The shared token if one is set, then TokenReview if enabled; at least one of them."""
     choices: list[authenticating.Authenticator] = []
-    if config.token:
-        choices.append(authenticating.SharedTokenAuthenticator(config.token))
-    if options.token_review:
+    if settings.token:
+        choices.append(authenticating.SharedTokenAuthenticator(settings.token))
+    if settings.token_review:
         choices.append(
             reviewing.TokenReviewAuthenticator(
                 client,
-                audience=options.token_audience,
-                allowed=options.allowed_service_accounts,
-                cache_seconds=options.token_cache_seconds,
-                cache_size=options.token_cache_size,
+                audience=settings.token_audience,
+                allowed=settings.allowed_service_accounts,
+                cache_seconds=settings.token_cache_seconds,
+                cache_size=settings.token_cache_size,
             )
         )
     if not choices:

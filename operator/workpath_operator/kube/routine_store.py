@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from workpath import directives
-from workpath_operator.kube import clients, coalescing, recording, resources
-from workpath_operator.service import runs, settings, stores
+from workpath_operator.kube import clients, coalescing, recording, resources, settings
+from workpath_operator.service import runs, stores
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -92,23 +92,23 @@ class RoutineStore:
         self,
         client: clients.KubernetesClient,
         *,
-        options: settings.OperatorSettings,
+        settings: settings.OperatorSettings,
         on_vanished: Callable[[directives.RunID, str], object],
         finished_kept: int = 10_000,
     ) -> None:
         self.client = client
-        self._namespaces: tuple[str | None, ...] = (None,) if options.all_namespaces else options.namespaces
+        self._namespaces: tuple[str | None, ...] = (None,) if settings.all_namespaces else settings.namespaces
         self._on_vanished = on_vanished
         self._records: dict[directives.RunID, _Record] = {}
         self._logs = stores.MemoryRunStore(keep=finished_kept)
         self._writes: coalescing.CoalescingQueue[directives.RunID] = coalescing.CoalescingQueue(
-            self._write, workers=options.status_writers, name="status", linger=options.status_linger
+            self._write, workers=settings.status_writers, name="status", linger=settings.status_linger
         )
         self._deletions: coalescing.CoalescingQueue[Target] = coalescing.CoalescingQueue(
             self._delete, workers=2, name="ttl"
         )
         self._expiries: dict[str, asyncio.TimerHandle] = {}
-        self._events = recording.EventRecorder(client, rate=options.events_per_second, burst=options.event_burst)
+        self._events = recording.EventRecorder(client, rate=settings.events_per_second, burst=settings.event_burst)
         self._loop = asyncio.get_running_loop()
         #: Writes done and failed, by kind.
         self.stats: collections.Counter[str] = collections.Counter()

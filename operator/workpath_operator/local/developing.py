@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -22,39 +21,44 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic
+
 from workpath_operator.service import aiotasks, authenticating, runs, serving, settings, stores
 
 logger = logging.getLogger("workpath.dev")
 
+#: Where the URL and token are written for ``workpath run`` / ``workpath logs``.
 STATE_FILE = pathlib.Path(".workpath") / "dev.json"
 
+#: Seconds workers get to finish their runs when ``workpath dev`` stops.
+DRAIN_TIMEOUT = 10.0
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DevOptions:
-    modules: Sequence[str]
-    """Python modules (or .py files) holding the routines the workers run."""
 
-    workers: int = 2
+class LocalSettings(settings.ServiceSettings):
+    """The settings of ``workpath dev``: the directive service's, plus the local workers'.
+
+    Settings rather than plain arguments, so that ``--workers``, ``--slots`` and ``--db``
+    are read, checked, worded and shown by ``--help`` as every other setting is, with
+    their ``WORKPATH_*`` variables (``WORKPATH_SLOTS`` means what it means to a worker).
+    The modules are arguments of the command, not settings.
+    """
+
+    workers: int = pydantic.Field(default=2, ge=1)
     """Worker processes to start."""
 
-    slots: int = 10
+    slots: int = pydantic.Field(default=10, ge=1, le=10_000)
     """Concurrency slots of each worker."""
 
     db: str | None = None
     """SQLite file to keep runs in across restarts; in memory when not set."""
 
-    state_file: pathlib.Path = STATE_FILE
-    """Where the URL and token are written for ``workpath run`` / ``workpath logs``."""
-
-    drain_timeout: float = 10.0
-    """Seconds workers get to finish their runs when ``workpath dev`` stops."""
-
 
 class LocalWorkers:
     """Worker subprocesses, restarted when one dies unexpectedly."""
 
-    def __init__(self, options: DevOptions, *, url: str, token: str) -> None:
-        self._options = options
+    def __init__(self, modules: Sequence[str], *, settings: LocalSettings, url: str, token: str) -> None:
+        self._modules = modules
+        self._settings = settings
         self._url = url
         self._token = token
         self._processes: dict[int, asyncio.subprocess.Process] = {}
@@ -62,11 +66,8 @@ class LocalWorkers:
         self._stopping = False
 
     async def start(self) -> None:
-        for index in range(1, self._options.workers + 1):
+        for index in range(1, self._settings.workers + 1):
             self._tasks.append(asyncio.create_task(self._keep(index), name=f"workpath-dev-worker-{index}"))
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes.values() if p.returncode is None]
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         env = dict(os.environ)
@@ -77,15 +78,15 @@ class LocalWorkers:
             "-m",
             "workpath",
             "worker",
-            *self._options.modules,
+            *self._modules,
             "--url",
             self._url,
             "--slots",
-            str(self._options.slots),
+            str(self._settings.slots),
             "--worker-id",
             f"dev-{index}",
             "--drain-timeout",
-            str(self._options.drain_timeout),
+            str(DRAIN_TIMEOUT),
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
@@ -110,7 +111,7 @@ class LocalWorkers:
                     process.send_signal(signal.SIGTERM)
         waiting = [p.wait() for p in self._processes.values()]
         try:
-            await asyncio.wait_for(asyncio.gather(*waiting), self._options.drain_timeout + 5)
+            await asyncio.wait_for(asyncio.gather(*waiting), DRAIN_TIMEOUT + 5)
         except TimeoutError:
             for process in self._processes.values():
                 if process.returncode is None:
@@ -132,18 +133,17 @@ async def wait_for_workers(service: serving.DirectiveService, count: int, *, wit
 
 
 async def serve(
-    options: DevOptions,
-    config: settings.ServiceSettings,
+    modules: Sequence[str],
     *,
+    settings: LocalSettings,
     run: runs.RunSpec | None = None,
-    report: bool = True,
 ) -> int:
     """Run local mode until interrupted, or (``run`` given) until that one run finishes."""
-    token = config.token or secrets.token_urlsafe(24)
-    config = dataclasses.replace(config, token=token)
-    store: stores.RunStore = stores.SqliteRunStore(options.db) if options.db else stores.MemoryRunStore()
+    token = settings.token or secrets.token_urlsafe(24)
+    settings = settings.replace(token=token)
+    store: stores.RunStore = stores.SqliteRunStore(settings.db) if settings.db else stores.MemoryRunStore()
     service = serving.DirectiveService(
-        config=config, store=store, authenticator=authenticating.SharedTokenAuthenticator(token)
+        settings=settings, store=store, authenticator=authenticating.SharedTokenAuthenticator(token)
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -151,14 +151,14 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with service:
-            _write_state(options.state_file, service, token)
-            workers = LocalWorkers(options, url=service.url, token=token)
+            _write_state(STATE_FILE, service, token)
+            workers = LocalWorkers(modules, settings=settings, url=service.url, token=token)
             await workers.start()
             try:
-                await wait_for_workers(service, options.workers, within=60)
+                await wait_for_workers(service, settings.workers, within=60)
                 print(
-                    f"workpath dev: service on {service.http_url}, {options.workers} worker(s) x "
-                    f"{options.slots} slots running {', '.join(options.modules)}",
+                    f"workpath dev: service on {service.http_url}, {settings.workers} worker(s) x "
+                    f"{settings.slots} slots running {', '.join(modules)}",
                     file=sys.stderr,
                 )
                 if run is not None:
@@ -172,8 +172,7 @@ async def serve(
                     if not waiting.done():
                         waiting.cancel()
                         return 130
-                    if report:
-                        print(render(finished.status()))
+                    print(render(finished.status()))
                     return 0 if finished.phase is runs.Phase.SUCCEEDED else 1
                 print("submit with: workpath run ROUTINE_ID --param key=value   (Ctrl-C stops)", file=sys.stderr)
                 await stop.wait()
@@ -181,7 +180,7 @@ async def serve(
             finally:
                 await workers.stop()
                 with contextlib.suppress(FileNotFoundError):
-                    options.state_file.unlink()
+                    STATE_FILE.unlink()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
