@@ -41,11 +41,19 @@ WORKER_VALUES: dict[str, Any] = {
 }
 POOL_VALUES: dict[str, Any] = {
     "workerPools": [
-        {"name": "reports", "routines": ["reports.*"], "slots": 5, "minReplicas": 0, "maxReplicas": 3},
+        {
+            "name": "reports",
+            "modules": ["examples.reports"],
+            "routines": ["reports.*"],
+            "slots": 5,
+            "minReplicas": 0,
+            "maxReplicas": 3,
+        },
         {
             "name": "big",
             "image": "registry.example/big-worker:2.0",
             "serviceAccountName": "big-worker",
+            "modules": ["big.jobs"],
             "routines": ["big.build", "big.part"],
             "maxReplicas": 20,
             "scaleDownDelaySeconds": 120,

@@ -21,7 +21,13 @@ from tests.cluster import builds, controlplane, manifests, waiting
 
 OPERATOR_ACCOUNT = "workpath-operator"
 WORKER_ACCOUNT = "workpath-worker"
-POOL = {"name": "reports", "routines": ["reports.*"], "minReplicas": 0, "maxReplicas": 2}
+POOL = {
+    "name": "reports",
+    "modules": ["examples.reports"],
+    "routines": ["reports.*"],
+    "minReplicas": 0,
+    "maxReplicas": 2,
+}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ def test_worker_pools_get_spec_from_values_and_chart_defaults(
     assert reports["spec"] == {
         "image": f"workpath/worker:{chart_app_version}",
         "serviceAccountName": "workpath-worker",
+        "modules": ["examples.reports"],
         "routines": ["reports.*"],
         "slots": 5,
         "minReplicas": 0,
@@ -56,7 +57,7 @@ def test_crd_schema_check_catches_a_bad_pool() -> None:
         "apiVersion": "workpath.dev/v1alpha1",
         "kind": "WorkerPool",
         "metadata": {"name": "bad"},
-        "spec": {"image": "x", "routines": ["a.b"], "slots": 0},
+        "spec": {"image": "x", "modules": ["m"], "routines": ["a.b"], "slots": 0},
     }
 
     (error,) = rendering.validation_errors(pool, rendering.custom_resource_schemas())

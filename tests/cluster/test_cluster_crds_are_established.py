@@ -42,15 +42,17 @@ def test_worker_pool_spec_defaults_are_filled_in(k8s_api: kubernetes.client.ApiC
         manifests.VERSION,
         k8s_namespace,
         manifests.WORKER_POOLS,
-        manifests.worker_pool("defaults", image="workpath:dev", routines=["reports.*"]),
+        manifests.worker_pool("defaults", image="workpath:dev", modules=["examples.reports"], routines=["reports.*"]),
     )
     assert created["spec"] == {
         "image": "workpath:dev",
+        "modules": ["examples.reports"],
         "routines": ["reports.*"],
         "slots": 10,
         "minReplicas": 0,
         "maxReplicas": 10,
         "scaleDownDelaySeconds": 60,
+        "drainTimeoutSeconds": 30,
     }
 
 

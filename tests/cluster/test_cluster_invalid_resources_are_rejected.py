@@ -90,16 +90,16 @@ def test_routine_with_unknown_phase_is_rejected(k8s_api: kubernetes.client.ApiCl
     ("spec", "expected"),
     [
         (
-            {"image": "w", "routines": ["a"], "minReplicas": 5, "maxReplicas": 2},
+            {"image": "w", "modules": ["m"], "routines": ["a"], "minReplicas": 5, "maxReplicas": 2},
             "spec: Invalid value: minReplicas must not exceed maxReplicas",
         ),
         (
-            {"image": "w", "routines": []},
+            {"image": "w", "modules": ["m"], "routines": []},
             "spec.routines: Invalid value: 0: spec.routines in body should have at least 1 items",
         ),
-        ({"routines": ["a"]}, "spec.image: Required value"),
+        ({"modules": ["m"], "routines": ["a"]}, "spec.image: Required value"),
         (
-            {"image": "w", "routines": ["a"], "slots": 0},
+            {"image": "w", "modules": ["m"], "routines": ["a"], "slots": 0},
             "spec.slots: Invalid value: 0: spec.slots in body should be greater than or equal to 1",
         ),
     ],

@@ -42,7 +42,7 @@ def test_get_wp_shows_worker_pool_columns(
         manifests.VERSION,
         k8s_namespace,
         manifests.WORKER_POOLS,
-        manifests.worker_pool("default", image="workpath:dev", routines=["reports.*"]),
+        manifests.worker_pool("default", image="workpath:dev", modules=["examples.reports"], routines=["reports.*"]),
     )
 
     header, row = _table(k8s_cluster.kubectl("-n", k8s_namespace, "get", "wp").stdout)
@@ -63,7 +63,7 @@ def test_get_workpath_category_lists_both_kinds(
         manifests.VERSION,
         k8s_namespace,
         manifests.WORKER_POOLS,
-        manifests.worker_pool("p", image="i", routines=["a"]),
+        manifests.worker_pool("p", image="i", modules=["m"], routines=["a"]),
     )
 
     names = k8s_cluster.kubectl("-n", k8s_namespace, "get", "workpath", "-o", "name").stdout.split()
