@@ -31,7 +31,7 @@ from typing import Any, Self
 import kubernetes.client
 import yaml
 
-from tests.cluster import builds, credentials, errors, processes, rawapi, timestamps, waiting
+from tests.cluster import audit, builds, credentials, errors, processes, rawapi, timestamps, waiting
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class Cluster:
         self.ports = ports
         self.server = f"https://127.0.0.1:{ports.apiserver}"
         self.kubeconfig = workdir / "kubeconfig"
+        self.audit_log = workdir / "audit.log"
+        """Every request a ServiceAccount made, one JSON audit event a line (see :mod:`tests.cluster.audit`)."""
         self.ca_file = workdir / "pki" / "apiserver" / "apiserver.crt"
         """The apiserver's self-signed serving certificate (with its CA); trust it to talk to the server."""
         self.admin = credentials.Identity(user="workpath-admin", groups=("system:masters",))
@@ -232,6 +234,12 @@ class Cluster:
             # The endpoint reconciler cannot publish a loopback address for the `kubernetes` Service.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            # What ServiceAccounts ask of the API, to prove the chart's RBAC is exactly what the operator uses.
+            f"--audit-policy-file={audit.write_policy(pki / 'audit-policy.yaml')}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=100ms",
         ]
 
     def _controller_manager_argv(self, *, kubeconfig: pathlib.Path, service_account_key: pathlib.Path) -> list[str]:
