@@ -199,11 +199,15 @@ async def test_call_sync_blocks_a_thread_and_refuses_the_loop() -> None:
 
 
 async def test_cancelling_the_run_cancels_its_pending_calls() -> None:
+    @workpath.routine("unit.routine")
+    async def routine(ctx: workpath.Context) -> None: ...
+
     channel = FakeChannel()
     ctx = make_context(channel)
+    job = jobs.Job(run_id=ctx.run_id, attempt=ctx.attempt, task=jobs.Task(routine, ctx))
     waiting = asyncio.ensure_future(ctx.call("reports.part"))
     await asyncio.sleep(0)
-    ctx._cancel()
+    assert job.cancel("the run was deleted")  # how the runtime cancels a run: through its job
     assert ctx.cancelled
     assert channel.calls[0][0].future.cancelled()
     with pytest.raises(asyncio.CancelledError):

@@ -6,13 +6,13 @@ import asyncio
 
 import workpath
 from tests.worker import fakes
-from workpath import directives, working
+from workpath import connecting, directives, working
 
 RunID = directives.RunID
 
 
 def test_confirm_forgets_exactly_the_frames_the_service_read() -> None:
-    buffer = working.ReplayBuffer()
+    buffer = connecting.ReplayBuffer()
     buffer.add(1, RunID("a"), 1, "starting a", final=False)
     buffer.add(2, RunID("a"), 1, "completed a", final=True)
     buffer.add(5, RunID("b"), 1, "failed b", final=True)
@@ -29,13 +29,13 @@ def test_confirm_forgets_exactly_the_frames_the_service_read() -> None:
 
 
 def test_replay_sends_everything_again_in_order_with_new_indices() -> None:
-    buffer = working.ReplayBuffer()
+    buffer = connecting.ReplayBuffer()
     buffer.add(7, RunID("a"), 1, "starting a", final=False)
     buffer.add(8, RunID("a"), 1, "completed a", final=True)
-    buffer.add(working.UNSENT, RunID("b"), 1, "failed b", final=True)  # produced while disconnected
+    buffer.add(connecting.UNSENT, RunID("b"), 1, "failed b", final=True)  # produced while disconnected
     assert buffer.confirm(10_000) == 2  # an unsent frame is never confirmed
     assert dict(buffer.held) == {"b": 1}
-    buffer.add(working.UNSENT, RunID("c"), 2, "released c", final=True)
+    buffer.add(connecting.UNSENT, RunID("c"), 2, "released c", final=True)
 
     sent: list[str] = []
 
@@ -50,7 +50,7 @@ def test_replay_sends_everything_again_in_order_with_new_indices() -> None:
 
 
 def test_confirming_an_old_attempt_keeps_the_new_one_held() -> None:
-    buffer = working.ReplayBuffer()
+    buffer = connecting.ReplayBuffer()
     buffer.add(1, RunID("a"), 1, "failed a#1", final=True)
     buffer.add(2, RunID("a"), 2, "completed a#2", final=True)
     buffer.confirm(2)

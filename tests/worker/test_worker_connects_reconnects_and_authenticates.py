@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+import re
 
 import pytest
 
 import workpath
 from tests.worker import fakes
-from workpath import directives, working
+from workpath import connecting, directives, working
 
 
 @workpath.routine("unit.noop")
@@ -66,6 +67,19 @@ async def test_a_service_that_is_down_is_retried_with_backoff(caplog: pytest.Log
     failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cannot connect")]
     assert failures[0].startswith(f"cannot connect to {service.url} (attempt 1): ")
     assert "retrying in" in failures[0]
+    config = fakes.worker_settings(service)
+    for failure in failures:  # each pause is jittered below the ceiling of its attempt
+        match = re.search(r"\(attempt (\d+)\).*retrying in ([\d.]+)s", failure)
+        assert match is not None, failure
+        attempt, delay = match.groups()
+        ceiling = connecting.backoff_ceiling(int(attempt), base=config.backoff_base, cap=config.backoff_cap)
+        assert 0 <= float(delay) <= round(ceiling, 2)
+
+
+def test_the_backoff_ceiling_doubles_per_failure_up_to_the_cap() -> None:
+    ceilings = [connecting.backoff_ceiling(failures, base=0.1, cap=1.0) for failures in range(1, 7)]
+    assert ceilings == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert connecting.backoff_ceiling(10_000, base=0.1, cap=5.0) == 5.0  # no overflow after a long outage
 
 
 async def test_a_silent_service_is_left_and_reconnected() -> None:

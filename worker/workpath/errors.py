@@ -84,10 +84,6 @@ class RoutineFailedError(WorkpathError):
         self.retryable = retryable
 
 
-class ConnectionClosedError(WorkpathError, ConnectionError):
-    """The connection to the directive service is gone."""
-
-
 _RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,

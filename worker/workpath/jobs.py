@@ -16,11 +16,18 @@ import asyncio
 import concurrent.futures
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from workpath import contexts, directives, routines
 
-SHUTDOWN = "worker shutting down"
+SHUTDOWN: Final = "worker shutting down"
+"""Why a job was cancelled when the worker shut down under it: no report is sent."""
+
+DRAINING: Final = "worker draining"
+"""Why a draining worker hands a run back (``v1.routine.released``)."""
+
+SUPERSEDED: Final = "superseded by a newer attempt"
+"""Why a job was cancelled for a newer attempt of its run: no report is sent."""
 
 
 class Task:
