@@ -54,9 +54,10 @@ def quantile(values: list[float], q: float) -> float:
 
 async def main(options: argparse.Namespace) -> int:
     store = CountingStore()
-    config = settings.ServiceSettings(port=0, token=TOKEN, finished_runs_kept=1_000)
     service = serving.DirectiveService(
-        config=config, store=store, authenticator=authenticating.SharedTokenAuthenticator(TOKEN)
+        settings=settings.ServiceSettings(port=0, token=TOKEN, finished_runs_kept=1_000),
+        store=store,
+        authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
     )
     async with service:
         env = dict(os.environ, WORKPATH_TOKEN=TOKEN, PYTHONPATH=str(REPO))

@@ -37,7 +37,7 @@ def service_settings() -> settings.ServiceSettings:
 @pytest.fixture
 async def service(service_settings: settings.ServiceSettings) -> AsyncIterator[serving.DirectiveService]:
     svc = serving.DirectiveService(
-        config=service_settings,
+        settings=service_settings,
         store=stores.MemoryRunStore(),
         authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
     )

@@ -3,21 +3,13 @@ gets the result of a child that finished while no service ran, and its replayed 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from tests.service import fakes
 from workpath import directives
 from workpath_operator.service import dispatching, runs, settings, stores
-
-
-class FakeSocket:
-    """Stands for a connection: the dispatcher only compares it by identity."""
-
-
-def sent(session: object) -> list[directives.Payload]:
-    outbox = session._outbox  # type: ignore[attr-defined]
-    frames = [directives.decode_from_service(frame) for frame in outbox]
-    outbox.clear()
-    return frames
 
 
 def run(phase: runs.Phase, **fields: object) -> runs.Run:
@@ -32,11 +24,18 @@ def run(phase: runs.Phase, **fields: object) -> runs.Run:
 
 @pytest.fixture
 async def dispatcher() -> dispatching.Dispatcher:
-    return dispatching.Dispatcher(config=settings.ServiceSettings(), observer=stores.MemoryRunStore())
+    return dispatching.Dispatcher(settings=settings.ServiceSettings(), observer=stores.MemoryRunStore())
+
+
+@pytest.fixture
+async def workers(dispatcher: dispatching.Dispatcher) -> AsyncIterator[fakes.FakeWorkers]:
+    fleet = fakes.FakeWorkers(dispatcher)
+    yield fleet
+    await fleet.close()
 
 
 async def test_a_child_finished_before_the_restart_is_answered_not_run_again(
-    dispatcher: dispatching.Dispatcher,
+    dispatcher: dispatching.Dispatcher, workers: fakes.FakeWorkers
 ) -> None:
     parent = run(runs.Phase.RUNNING, worker=directives.WorkerID("w"), attempt=1)
     request = directives.RequestID("req-1")
@@ -51,23 +50,17 @@ async def test_a_child_finished_before_the_restart_is_answered_not_run_again(
         completed_at=directives.now(),
     )
     dispatcher.restore([parent, child])
-    ready = directives.Ready(
-        worker_id=directives.WorkerID("w"),
-        routines=["*"],
-        slots=2,
-        running=[directives.HeldRun(run_id=parent.run_id, attempt=1)],
-    )
-    worker = dispatcher.attach(FakeSocket(), ready)
+    worker = workers.attach("w", slots=2, running=[(parent, 1)])
 
-    (answer,) = sent(worker)
+    (answer,) = await workers.sent(worker)
     assert isinstance(answer, directives.RoutineCompleted)
     assert (answer.request_id, answer.result) == (request, {"rows": 7})
 
     replay = directives.RequestSubroutine(
         request_id=request, routine_id=directives.RoutineID("reports.part"), parent_run_id=parent.run_id
     )
-    dispatcher.request(worker, replay)
-    frames = sent(worker)
+    dispatcher.subroutines.request(worker, replay)
+    frames = await workers.sent(worker)
     assert not [f for f in frames if isinstance(f, directives.StartRoutine)]
     assert [type(f) for f in frames] == [directives.RoutineCompleted]
     assert parent.waiting == 0

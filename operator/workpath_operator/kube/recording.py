@@ -15,6 +15,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import enum
 import logging
 import os
 import socket
@@ -26,6 +27,13 @@ logger = logging.getLogger("workpath.kubernetes")
 
 COMPONENT = "workpath-operator"
 MAX_MESSAGE = 1024
+
+
+class EventType(enum.StrEnum):
+    """The ``type`` of a Kubernetes Event."""
+
+    NORMAL = "Normal"
+    WARNING = "Warning"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -31,11 +31,10 @@ ROOT_RUN_LABEL = "workpath.dev/root-run"
 REQUEST_ID_ANNOTATION = "workpath.dev/request-id"
 PARENT_ATTEMPT_ANNOTATION = "workpath.dev/parent-attempt"
 
-#: Condition types, each with a reason taken from the run's (Queued, Started, Retrying, ...).
+#: Condition types, each with a reason taken from the run's (a :class:`runs.Reason`: Queued, Started, ...).
 RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 
-INVALID_SPEC = "InvalidSpec"
 MAX_NAME = 253
 
 Body = Mapping[str, Any]
@@ -190,8 +189,8 @@ class Conditions:
 
     def render_invalid(self, message: str, *, generation: int, now: str) -> list[dict[str, Any]]:
         return [
-            self._one(RUNNING, "False", INVALID_SPEC, message, generation, now),
-            self._one(SUCCEEDED, "False", INVALID_SPEC, message, generation, now),
+            self._one(RUNNING, "False", runs.Reason.INVALID_SPEC, message, generation, now),
+            self._one(SUCCEEDED, "False", runs.Reason.INVALID_SPEC, message, generation, now),
         ]
 
     def _one(self, kind: str, status: str, reason: str, message: str, generation: int, now: str) -> dict[str, Any]:

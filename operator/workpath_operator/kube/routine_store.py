@@ -34,17 +34,18 @@ from workpath_operator.service import runs, stores
 logger = logging.getLogger("workpath.kubernetes")
 
 #: The Event posted when a run takes on a reason: its type, and its message made from the run.
-_EVENTS: dict[str, tuple[str, Callable[[runs.Run], str]]] = {
-    "Queued": ("Normal", lambda run: f"{run.routine_id} is queued"),
-    "Started": ("Normal", lambda run: f"attempt {run.attempt} started on {run.worker}"),
-    "Adopted": ("Normal", lambda run: run.message),
-    "Succeeded": ("Normal", lambda run: f"succeeded in {run.run_time or 0:.3f}s on {run.worker}"),
-    "Failed": ("Warning", lambda run: f"{run.error.type}: {run.error.message}" if run.error else run.message),
-    "Retrying": ("Warning", lambda run: run.message),
-    "Cancelled": ("Normal", lambda run: run.message),
-    "Requeued": ("Warning", lambda run: run.message),
-    "WorkerLost": ("Warning", lambda run: run.message),
-    "Released": ("Normal", lambda run: run.message),
+_NORMAL, _WARNING = recording.EventType.NORMAL, recording.EventType.WARNING
+_EVENTS: dict[str, tuple[recording.EventType, Callable[[runs.Run], str]]] = {
+    runs.Reason.QUEUED: (_NORMAL, lambda run: f"{run.routine_id} is queued"),
+    runs.Reason.STARTED: (_NORMAL, lambda run: f"attempt {run.attempt} started on {run.worker}"),
+    runs.Reason.ADOPTED: (_NORMAL, lambda run: run.message),
+    runs.Reason.SUCCEEDED: (_NORMAL, lambda run: f"succeeded in {run.run_time or 0:.3f}s on {run.worker}"),
+    runs.Reason.FAILED: (_WARNING, lambda run: f"{run.error.type}: {run.error.message}" if run.error else run.message),
+    runs.Reason.RETRYING: (_WARNING, lambda run: run.message),
+    runs.Reason.CANCELLED: (_NORMAL, lambda run: run.message),
+    runs.Reason.REQUEUED: (_WARNING, lambda run: run.message),
+    runs.Reason.WORKER_LOST: (_WARNING, lambda run: run.message),
+    runs.Reason.RELEASED: (_NORMAL, lambda run: run.message),
 }
 _EVENTS_BEFORE_CREATION = 8
 _CLOSE_TIMEOUT = 5.0
@@ -218,9 +219,9 @@ class RoutineStore:
             generation=int(metadata.get("generation") or 1),
             conditions=conditions,
             invalid=resources.invalid_status(body, error, conditions=conditions),
-            reason=resources.INVALID_SPEC,
+            reason=runs.Reason.INVALID_SPEC,
         )
-        self._post(record, "Warning", resources.INVALID_SPEC, str(error))
+        self._post(record, _WARNING, runs.Reason.INVALID_SPEC, str(error))
         self._writes.add(run_id)
 
     def forget(self, body: resources.Body) -> None:

@@ -2,7 +2,7 @@
 
 A :class:`Run` is one requested execution of a routine ID. Retries and
 re-dispatches after a lost worker are new *attempts* of the same run. The record
-is mutable and owned by the dispatcher; stores and APIs read it through
+is mutable and owned by the dispatcher (and the parts it is made of); stores and APIs read it through
 :class:`RunStatus`, the shape of a Routine's ``status`` (and of the local API).
 """
 
@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import enum
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic
 
@@ -33,6 +33,37 @@ class Phase(enum.StrEnum):
 
 
 _FINISHED = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+
+
+class Reason(enum.StrEnum):
+    """Why a run is in its phase: the reason of a Routine's conditions and of the Event posted for it."""
+
+    QUEUED = "Queued"
+    DISPATCHED = "Dispatched"
+    STARTED = "Started"
+    ADOPTED = "Adopted"
+    RETRYING = "Retrying"
+    REQUEUED = "Requeued"
+    RELEASED = "Released"
+    WORKER_LOST = "WorkerLost"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    #: A Routine whose spec makes no run (it never becomes one).
+    INVALID_SPEC = "InvalidSpec"
+
+    @classmethod
+    def finished_in(cls, phase: Phase) -> Reason:
+        """The reason of a run that finished in ``phase``."""
+        return _FINISHED_IN[phase]
+
+    @classmethod
+    def read(cls, text: str) -> Reason | str:
+        """A reason kept as text by a store: the member when it is one, else the text as it was."""
+        return cls._value2member_map_.get(text, text)  # type: ignore[return-value]
+
+
+_FINISHED_IN = {Phase.SUCCEEDED: Reason.SUCCEEDED, Phase.FAILED: Reason.FAILED, Phase.CANCELLED: Reason.CANCELLED}
 
 
 class Retries(pydantic.BaseModel):
@@ -73,7 +104,7 @@ def new_run_id() -> directives.RunID:
 
 @dataclasses.dataclass(slots=True, eq=False)
 class Run:
-    """One run, as the dispatcher tracks it. Mutated only by the dispatcher."""
+    """One run, as the dispatcher tracks it. Mutated only by the dispatcher and its parts."""
 
     run_id: directives.RunID
     spec: RunSpec
@@ -94,8 +125,8 @@ class Run:
     completed_at: datetime.datetime | None = None
     result: Any = None
     error: directives.ErrorInfo | None = None
-    #: Why the run is in its phase, for conditions and events (Queued, Started, Retrying...).
-    reason: str = "Queued"
+    #: Why the run is in its phase, for conditions and events; a run rebuilt from a store keeps the text it had.
+    reason: Reason | str = Reason.QUEUED
     message: str = ""
 
     # sub-routines: children by the parent's requestID, and counters.
@@ -107,7 +138,7 @@ class Run:
     #: Unfinished children; while > 0 the run lends its slot to its children.
     waiting: int = 0
 
-    # dispatcher bookkeeping
+    # dispatcher bookkeeping: the matcher's arrival number and queued flag, the slot, the pending timer.
     seq: int = 0
     queued: bool = False
     holds_slot: bool = False
@@ -156,6 +187,14 @@ class Run:
             if self.children_total
             else None,
         )
+
+
+class RunObserver(Protocol):
+    """Told of every change of a run, and of its log lines (the run store)."""
+
+    def run_changed(self, run: Run) -> None: ...
+
+    def run_log(self, run: Run, entry: directives.Log) -> None: ...
 
 
 class Subroutines(pydantic.BaseModel):
@@ -217,7 +256,7 @@ def from_status(
         completed_at=status.completed_at,
         result=status.result,
         error=status.error,
-        reason=status.reason,
+        reason=Reason.read(status.reason),
         message=status.message,
         children_total=subroutines.total,
         children_succeeded=subroutines.succeeded,

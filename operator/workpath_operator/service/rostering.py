@@ -1,0 +1,215 @@
+"""The roster of workers: who is attached, who may come back, who is gone; and settling after a restart.
+
+A worker attaches by saying ``v1.ready`` on a new connection. Its session is found again (or made), takes the
+pool, patterns and slots it announces, and the runs are reconciled with the list it holds: a run the service
+gave it but it no longer holds is queued again; a newer attempt the service never recorded (it restarted before
+writing the dispatch down) is adopted rather than started twice; anything else it holds is not its to run and
+is cancelled. Children that finished meanwhile are answered again.
+
+A worker that disconnects keeps its runs for the reconnect grace period; past it, or when the heartbeat finds it
+unresponsive, it is lost and its runs are queued again. After a restart with runs to recover, nothing is
+dispatched until the workers that held them are back, or ``settle_seconds`` have passed.
+
+The roster drives the dispatcher's runs through :class:`RunKeeper`, so that it stays below the dispatcher in
+the import graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from workpath import directives
+from workpath_operator.service import delegating, matching, runs, sessions, settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+logger = logging.getLogger("workpath.dispatcher")
+
+
+#: In the bodies of the protocol and the roster, their ``runs`` and ``sessions`` hide the modules.
+_Run = runs.Run
+_Session = sessions.WorkerSession
+_Reason = runs.Reason
+
+
+class RunKeeper(Protocol):
+    """What the roster needs of the dispatcher."""
+
+    @property
+    def runs(self) -> Mapping[directives.RunID, _Run]: ...
+
+    @property
+    def finished(self) -> Mapping[directives.RunID, _Run]: ...
+
+    def requeue(self, run: _Run, reason: _Reason, message: str) -> None: ...
+
+    def adopt(self, run: _Run, session: _Session, attempt: int) -> None: ...
+
+    def occupy(self, run: _Run, session: _Session) -> None: ...
+
+    def fill(self, session: _Session) -> None: ...
+
+
+class Roster:
+    """Worker sessions by worker ID, and their comings and goings; see the module's docstring."""
+
+    def __init__(
+        self,
+        keeper: RunKeeper,
+        *,
+        matcher: matching.Matcher[_Session],
+        settings: settings.ServiceSettings,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._keeper = keeper
+        self._matcher = matcher
+        self._settings = settings
+        self._loop = loop
+        self._sessions: dict[directives.WorkerID, sessions.WorkerSession] = {}
+        #: Workers awaited after a restart; nothing is dispatched while this is set.
+        self._awaited: set[directives.WorkerID] | None = None
+
+    @property
+    def sessions(self) -> Mapping[directives.WorkerID, _Session]:
+        return self._sessions
+
+    @property
+    def settling(self) -> bool:
+        """Whether the service still waits for workers to reconnect after a restart (and dispatches nothing)."""
+        return self._awaited is not None
+
+    # -------------------------------------------------------------- comings
+
+    def attach(self, ws: web.WebSocketResponse, ready: directives.Ready) -> _Session:
+        """A worker said ``v1.ready`` on a new connection: (re)join its session and reconcile runs."""
+        session = self._sessions.get(ready.worker_id)
+        if session is None:
+            session = self._sessions[ready.worker_id] = sessions.WorkerSession(ready.worker_id)
+        elif session.ws is not None:
+            logger.info("worker %s connected again; the new connection replaces the old", ready.worker_id)
+        session.end_grace()
+        self._matcher.leave(session)
+        session.announce(ready)
+        session.connect(ws)
+        self._reconcile(session, {held.run_id: held.attempt for held in ready.running})
+        delegating.resend_answers(session)
+        self._matcher.join(session, pool=session.pool, patterns=session.patterns, available=session.accepting)
+        if self._awaited is not None:
+            self._awaited.discard(session.worker_id)
+            if not self._awaited:
+                self._loop.call_soon(self._settled)
+        logger.info(
+            "worker %s ready: pool=%s slots=%d routines=%s, holding %d run(s)",
+            session.worker_id,
+            session.pool,
+            session.slots,
+            ",".join(sorted(session.patterns)),
+            len(session.runs),
+        )
+        self._keeper.fill(session)
+        return session
+
+    def set_status(self, session: _Session, status: directives.WorkerStatus) -> None:
+        """The worker said it is idle, busy or draining; a draining worker is given nothing new."""
+        if not session.set_draining(status == "draining"):
+            return
+        if session.draining:
+            self._matcher.mark_unavailable(session)
+            logger.info("worker %s is draining", session.worker_id)
+        else:
+            self._keeper.fill(session)
+
+    # --------------------------------------------------------------- goings
+
+    def detach(self, session: _Session, ws: web.WebSocketResponse) -> None:
+        """The connection ``ws`` closed; the worker keeps its runs for the grace period."""
+        if session.ws is not ws:
+            return  # a newer connection already replaced it
+        session.disconnect()
+        self._matcher.mark_unavailable(session)
+        logger.info(
+            "worker %s disconnected; holding its %d run(s) for %.1fs",
+            session.worker_id,
+            len(session.runs),
+            self._settings.reconnect_grace,
+        )
+        self._start_grace(session)
+
+    def lose(self, session: _Session, reason: str) -> None:
+        """The worker is gone for good (unresponsive, or past its grace): re-queue its runs."""
+        session.end_grace()
+        session.disconnect()
+        self._matcher.leave(session)
+        if self._sessions.get(session.worker_id) is session:
+            del self._sessions[session.worker_id]
+        for run in list(session.runs.values()):
+            self._keeper.requeue(run, runs.Reason.WORKER_LOST, f"worker {session.worker_id} {reason}")
+        logger.warning("worker %s %s", session.worker_id, reason)
+
+    # ------------------------------------------------------ after a restart
+
+    def settle(self, awaited: set[directives.WorkerID], *, recovering: int) -> None:
+        """Dispatch nothing until the ``awaited`` workers are back, or for ``settle_seconds`` at most."""
+        seconds = self._settings.settle_seconds
+        if seconds <= 0:
+            return
+        self._awaited = awaited
+        self._loop.call_later(seconds, self._settled)
+        logger.info(
+            "recovering %d run(s); waiting up to %gs for %d worker(s) to reconnect before dispatching",
+            recovering,
+            seconds,
+            len(awaited),
+        )
+
+    def keep(self, run: runs.Run) -> None:
+        """A recovered run that was on a worker waits for that worker, for the reconnect grace period."""
+        assert run.worker is not None
+        session = self._sessions.get(run.worker)
+        if session is None:
+            session = self._sessions[run.worker] = sessions.WorkerSession(run.worker)
+            self._start_grace(session)
+        session.hold(run)
+        if run.waiting == 0:
+            self._keeper.occupy(run, session)
+
+    # ------------------------------------------------------------ internals
+
+    def _reconcile(self, session: _Session, held: dict[directives.RunID, int]) -> None:
+        keeper = self._keeper
+        for run in list(session.runs.values()):
+            if held.get(run.run_id) != run.attempt:
+                keeper.requeue(run, runs.Reason.REQUEUED, f"worker {session.worker_id} reconnected without it")
+        for run_id, attempt in held.items():
+            if run_id in session.runs:
+                continue
+            known = keeper.runs.get(run_id)
+            if known is not None and known.worker is None and attempt > known.attempt:
+                # A newer attempt than the service recorded (it restarted before writing the dispatch down):
+                # the worker keeps it rather than the run starting twice.
+                keeper.adopt(known, session, attempt)
+            elif known is not None or run_id not in keeper.finished:
+                # Given to another worker meanwhile (its reports will be refused as stale), or unknown here (its
+                # Routine is gone: its reports are expected and ignored): stop this copy.
+                if known is None:
+                    session.disown(run_id)
+                session.send(directives.encode(directives.CancelRoutine(run_id=run_id, reason="run is not yours")))
+
+    def _settled(self) -> None:
+        if self._awaited is None:
+            return
+        self._awaited = None
+        for session in list(self._sessions.values()):
+            self._keeper.fill(session)
+
+    def _start_grace(self, session: _Session) -> None:
+        session.start_grace(self._loop.call_later(self._settings.reconnect_grace, self._grace_expired, session))
+
+    def _grace_expired(self, session: _Session) -> None:
+        session.end_grace()
+        if not session.connected:
+            self.lose(session, f"did not reconnect within {self._settings.reconnect_grace:g}s")
