@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import kopf
 import kubernetes_asyncio.client
 
-from workpath_operator.kube import clients, resources
+from workpath_operator.kube import clients, pools, resources
 
 
 class Served(Protocol):
@@ -29,8 +29,21 @@ class Served(Protocol):
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
 
 
-def registry(served: Served, *, configuration: kubernetes_asyncio.client.Configuration) -> kopf.OperatorRegistry:
-    """A registry of its own (not kopf's global one) with the login, lifecycle and Routine handlers."""
+class Pooled(Protocol):
+    """The WorkerPool controller's side: told of every WorkerPool, and of its Deployments and pods."""
+
+    def observe_pool(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+    def observe_deployment(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+    def observe_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+
+def registry(
+    served: Served, *, configuration: kubernetes_asyncio.client.Configuration, pooled: Pooled | None = None
+) -> kopf.OperatorRegistry:
+    """A registry of its own (not kopf's global one) with the login, lifecycle and Routine handlers, and the
+    WorkerPool, Deployment and pod handlers when ``pooled`` is given (the operator runs worker pools)."""
     handlers = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=handlers)
@@ -50,7 +63,26 @@ def registry(served: Served, *, configuration: kubernetes_asyncio.client.Configu
     async def routine_event(event: kopf.RawEvent, **_: Any) -> None:
         served.observe(event["type"], event["object"])
 
+    if pooled is not None:
+        _watch_pools(handlers, pooled)
     return handlers
+
+
+def _watch_pools(handlers: kopf.OperatorRegistry, pooled: Pooled) -> None:
+    """WorkerPools, and the Deployments and pods that carry a pool's label (only those: a label selector)."""
+    labelled = {pools.POOL_LABEL: kopf.PRESENT}
+
+    @kopf.on.event(pools.GROUP, pools.VERSION, pools.PLURAL, registry=handlers)
+    async def pool_event(event: kopf.RawEvent, **_: Any) -> None:
+        pooled.observe_pool(event["type"], event["object"])
+
+    @kopf.on.event("apps", "v1", "deployments", labels=labelled, registry=handlers)
+    async def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
+        pooled.observe_deployment(event["type"], event["object"])
+
+    @kopf.on.event("", "v1", "pods", labels=labelled, registry=handlers)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        pooled.observe_pod(event["type"], event["object"])
 
 
 def settings() -> kopf.OperatorSettings:

@@ -23,7 +23,17 @@ from typing import Any
 import kopf
 
 from workpath import directives
-from workpath_operator.kube import admitting, clients, handling, reviewing, routine_store, settings
+from workpath_operator.kube import (
+    admitting,
+    clients,
+    handling,
+    pooling,
+    pools,
+    recording,
+    reviewing,
+    routine_store,
+    settings,
+)
 from workpath_operator.service import authenticating, serving
 
 logger = logging.getLogger("workpath.operator")
@@ -36,7 +46,9 @@ async def operate(settings: settings.OperatorSettings) -> int:
         operator = Operator(client, settings=settings)
         try:
             await kopf.operator(
-                registry=handling.registry(operator, configuration=configuration),
+                registry=handling.registry(
+                    operator, configuration=configuration, pooled=operator if settings.worker_url else None
+                ),
                 settings=handling.settings(),
                 standalone=True,
                 clusterwide=settings.all_namespaces,
@@ -68,7 +80,10 @@ class Operator:
         self.service = serving.DirectiveService(
             settings=settings, store=self.store, authenticator=authenticator(client, settings)
         )
+        self._client = client
         self._reconciler: admitting.Reconciler | None = None
+        self._pools: pooling.PoolController | None = None
+        self._pool_events: recording.EventRecorder | None = None
         self._started = False
         #: Why :meth:`start` failed, if it did.
         self.failure: Exception | None = None
@@ -83,6 +98,8 @@ class Operator:
             raise
         self._reconciler = admitting.Reconciler(store=self.store, dispatcher=self.service.dispatcher)
         settings = self.settings
+        if settings.worker_url:
+            self._start_pools(settings.worker_url)
         scope = "all namespaces" if settings.all_namespaces else "namespace(s) " + ", ".join(settings.namespaces)
         logger.info("serving Routines in %s; workers connect to %s", scope, self.service.url)
 
@@ -91,6 +108,10 @@ class Operator:
         if self._started:
             self._started = False
             self._reconciler = None
+            if self._pools is not None and self._pool_events is not None:
+                await self._pools.close()
+                await self._pool_events.close()
+                self._pools = self._pool_events = None
             await self.service.stop()
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -99,6 +120,37 @@ class Operator:
             logger.warning("a %s event of a Routine came while the operator is not serving", event_type)
             return
         self._reconciler.observe(event_type, body)
+
+    def _start_pools(self, worker_url: str) -> None:
+        """Run the WorkerPool controller, fed by the dispatcher's queue changes."""
+        settings = self.settings
+        self._pool_events = recording.EventRecorder(
+            self._client, rate=settings.events_per_second, burst=settings.event_burst
+        )
+        self._pool_events.start()
+        dispatcher = self.service.dispatcher
+        self._pools = pooling.PoolController(
+            self._client,
+            fleet=dispatcher,
+            recorder=self._pool_events,
+            connection=pools.WorkerConnection(url=worker_url, token_audience=settings.token_audience),
+            writers=settings.pool_writers,
+        )
+        dispatcher.on_pool_demand(self._pools.demand_changed)
+        self._pools.start()
+        logger.info("running WorkerPools; their workers connect to %s", worker_url)
+
+    def observe_pool(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if self._pools is not None:
+            self._pools.observe_pool(event_type, body)
+
+    def observe_deployment(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if self._pools is not None:
+            self._pools.observe_deployment(event_type, body)
+
+    def observe_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if self._pools is not None:
+            self._pools.observe_pod(event_type, body)
 
     def _cancel(self, run_id: directives.RunID, reason: str) -> None:
         self.service.dispatcher.cancel(run_id, reason=reason)

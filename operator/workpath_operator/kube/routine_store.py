@@ -46,6 +46,7 @@ _EVENTS: dict[str, tuple[recording.EventType, Callable[[runs.Run], str]]] = {
     runs.Reason.REQUEUED: (_WARNING, lambda run: run.message),
     runs.Reason.WORKER_LOST: (_WARNING, lambda run: run.message),
     runs.Reason.RELEASED: (_NORMAL, lambda run: run.message),
+    runs.Reason.NO_WORKER: (_WARNING, lambda run: run.message),
 }
 _EVENTS_BEFORE_CREATION = 8
 _CLOSE_TIMEOUT = 5.0

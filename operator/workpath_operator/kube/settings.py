@@ -58,6 +58,15 @@ class OperatorSettings(settings.ServiceSettings):
     event_burst: int = pydantic.Field(default=100, ge=0)
     """Events that may be posted at once after a quiet time."""
 
+    worker_url: str | None = pydantic.Field(default=None, pattern=r"^wss?://\S+$")
+    """WebSocket URL at which worker pods reach this operator through its Service, e.g.
+    ws://workpath.workpath.svc:7740/v1/workers. With it the operator runs a Deployment for each WorkerPool and
+    scales it from the queue; without it WorkerPools are not watched (and need no RBAC)."""
+
+    pool_writers: int = pydantic.Field(default=4, ge=1)
+    """WorkerPools reconciled at once (Deployment, pod costs, replicas, status); a pool has at most one
+    reconcile in flight."""
+
     liveness_endpoint: str | None = None
     """kopf's own liveness endpoint, e.g. http://0.0.0.0:8080/healthz; the directive service serves /healthz
     and /readyz in any case."""

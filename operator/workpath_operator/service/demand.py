@@ -58,6 +58,10 @@ class PoolDemand:
         self._routes: dict[tuple[str | None, str], str | None] = {}
         self._on_change = on_change
 
+    def subscribe(self, on_change: Callable[[str], None]) -> None:
+        """Call ``on_change(pool)`` from now on whenever a pool's queue changes (one listener)."""
+        self._on_change = on_change
+
     @property
     def pools(self) -> Mapping[str, frozenset[str]]:
         """The declared pools and their routine patterns."""

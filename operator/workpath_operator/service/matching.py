@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from workpath import directives
+from workpath_operator.service import demand as pool_demand
 from workpath_operator.service import runs
 
 #: A heap entry: (-priority, arrival number, run); the arrival number also says whether the entry is live.
@@ -49,7 +50,9 @@ class Group[W: Hashable]:
 class Matcher[W: Hashable]:
     """Queued runs and the groups of workers that can take them; see the module's docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, demand: pool_demand.PoolDemand | None = None) -> None:
+        #: Which declared pool each queued run counts toward, and how many each pool has.
+        self.demand = demand or pool_demand.PoolDemand()
         self._groups: dict[GroupKey, Group[W]] = {}
         self._eligible: dict[tuple[str | None, str], tuple[Group[W], ...]] = {}
         self._members: dict[W, Group[W]] = {}
@@ -131,6 +134,8 @@ class Matcher[W: Hashable]:
         run.seq = self._seq
         run.queued = True
         self._queued[run.run_id] = run
+        run.demand_pool = pool = self.demand.route(run.spec.pool, run.spec.routine_id)
+        self.demand.add_queued(pool)
         entry = (-run.spec.priority, run.seq, run)
         for group in self._eligible_groups(run):
             heapq.heappush(group.heap, entry)
@@ -140,6 +145,24 @@ class Matcher[W: Hashable]:
         if run.queued:
             run.queued = False
             del self._queued[run.run_id]
+            self.demand.remove_queued(run.demand_pool)
+
+    def declare_pools(self, patterns: Mapping[str, Iterable[str]]) -> list[runs.Run]:
+        """Set the declared pools; the queued runs count toward the pool the new set gives them.
+
+        Returns the queued runs whose pool changed (they may want their reason told again).
+        """
+        demand = self.demand
+        demand.declare(patterns)
+        moved = []
+        for run in self._queued.values():
+            pool = demand.route(run.spec.pool, run.spec.routine_id)
+            if pool != run.demand_pool:
+                demand.remove_queued(run.demand_pool)
+                run.demand_pool = pool
+                demand.add_queued(pool)
+                moved.append(run)
+        return moved
 
     def next_run(self, worker: W) -> runs.Run | None:
         """The queued run ``worker``'s group should run next (still queued: withdraw it when taken)."""

@@ -49,6 +49,8 @@ class Reason(enum.StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    #: Queued, and neither a connected worker nor a declared pool can run it (yet).
+    NO_WORKER = "NoWorker"
     #: A Routine whose spec makes no run (it never becomes one).
     INVALID_SPEC = "InvalidSpec"
 
@@ -141,6 +143,8 @@ class Run:
     # dispatcher bookkeeping: the matcher's arrival number and queued flag, the slot, the pending timer.
     seq: int = 0
     queued: bool = False
+    #: The declared pool this run counts toward while it is queued (None: no pool serves it).
+    demand_pool: str | None = None
     holds_slot: bool = False
     queued_at: float = 0.0
     timer: asyncio.TimerHandle | None = None

@@ -32,6 +32,7 @@ class WorkerSession:
 
     __slots__ = (
         "_busy",
+        "_cordoned",
         "_disowned",
         "_draining",
         "_grace_timer",
@@ -55,6 +56,7 @@ class WorkerSession:
         self._slots = 0
         self._busy = 0
         self._draining = False
+        self._cordoned = False
         self._runs: dict[directives.RunID, runs.Run] = {}
         self._disowned: set[directives.RunID] = set()
         self._grace_timer: asyncio.TimerHandle | None = None
@@ -119,7 +121,7 @@ class WorkerSession:
     @property
     def accepting(self) -> bool:
         """Whether the dispatcher may give this worker more runs."""
-        return self._ws is not None and not self._draining and self._busy < self._slots
+        return self._ws is not None and not self._draining and not self._cordoned and self._busy < self._slots
 
     @property
     def full(self) -> bool:
@@ -134,6 +136,18 @@ class WorkerSession:
         self._patterns = frozenset(ready.routines)
         self._slots = ready.slots
         self._draining = False
+
+    @property
+    def cordoned(self) -> bool:
+        """Whether the service gives this worker no new runs (its pool is scaling it away)."""
+        return self._cordoned
+
+    def set_cordoned(self, cordoned: bool) -> bool:
+        """Give the worker no new runs (or again); True if that changed. A reconnect keeps it."""
+        if cordoned == self._cordoned:
+            return False
+        self._cordoned = cordoned
+        return True
 
     def set_draining(self, draining: bool) -> bool:
         """Record whether the worker is draining; True if that changed."""
