@@ -113,13 +113,13 @@ class Connection:
 
     def __init__(
         self,
-        config: settings.WorkerSettings,
+        settings: settings.WorkerSettings,
         *,
         handlers: Handlers,
         on_open: Callable[[], None],
         on_close: Callable[[], None],
     ) -> None:
-        self.settings = config
+        self.settings = settings
         self.replay_buffer = ReplayBuffer()
         self._handlers = handlers
         self._on_open = on_open
@@ -192,8 +192,8 @@ class Connection:
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter: uniform(0, :func:`backoff_ceiling`)."""
-        config = self.settings
-        return random.uniform(0, backoff_ceiling(failures, base=config.backoff_base, cap=config.backoff_cap))
+        settings = self.settings
+        return random.uniform(0, backoff_ceiling(failures, base=settings.backoff_base, cap=settings.backoff_cap))
 
     async def _pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds, or less if the connection is stopped meanwhile."""
@@ -202,26 +202,26 @@ class Connection:
                 await self._stopped.wait()
 
     async def _connect(self, session: aiohttp.ClientSession) -> Socket:
-        config = self.settings
-        token = config.read_token()
+        settings = self.settings
+        token = settings.read_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            async with asyncio.timeout(config.connect_timeout):
+            async with asyncio.timeout(settings.connect_timeout):
                 return await session.ws_connect(
-                    config.url,
+                    settings.url,
                     headers=headers,
                     heartbeat=None,
                     autoping=True,
                     compress=0,
-                    max_msg_size=config.max_message_size,
+                    max_msg_size=settings.max_message_size,
                     timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_GRACE),
                     decode_text=False,
                 )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
-                how = "WORKPATH_TOKEN_FILE/--token-file" if config.token_file else "WORKPATH_TOKEN/--token"
+                how = "WORKPATH_TOKEN_FILE/--token-file" if settings.token_file else "WORKPATH_TOKEN/--token"
                 raise errors.AuthenticationError(
-                    f"the service at {config.url} refused the token (HTTP {exc.status}); check {how}"
+                    f"the service at {settings.url} refused the token (HTTP {exc.status}); check {how}"
                 ) from exc
             raise
 

@@ -50,24 +50,24 @@ class Worker:
 
     def __init__(
         self,
-        config: settings.WorkerSettings,
+        settings: settings.WorkerSettings,
         definitions: Iterable[routines.RoutineDefinition[..., Any]],
     ) -> None:
-        self.settings = config
+        self.settings = settings
         self.definitions: Mapping[directives.RoutineID, routines.RoutineDefinition[..., Any]] = routines.index(
             definitions
         )
         if not self.definitions:
             raise errors.RoutineDefinitionError("a worker needs at least one routine")
-        self.worker_id = directives.WorkerID(config.worker_id)
+        self.worker_id = directives.WorkerID(settings.worker_id)
         # runs
         self._jobs: dict[directives.RunID, jobs.Job] = {}
-        self._calls = calling.Calls(max_message_size=config.max_message_size)
+        self._calls = calling.Calls(max_message_size=settings.max_message_size)
         self._abandoned: set[concurrent.futures.Future[Any]] = set()
         self._reporter = reporting.Reporter(
             worker_id=self.worker_id,
             routine_ids=self.definitions,
-            max_message_size=config.max_message_size,
+            max_message_size=settings.max_message_size,
             send_log=self._send_log,
         )
         # lifecycle
@@ -91,7 +91,7 @@ class Worker:
             directives.Error: self._on_error,
         }
         self._connection = connecting.Connection(
-            config, handlers=handlers, on_open=self._greet, on_close=self._settled.set
+            settings, handlers=handlers, on_open=self._greet, on_close=self._settled.set
         )
         self._send: Callable[[str], int] = self._connection.send
         self._replay = self._connection.replay_buffer
@@ -428,9 +428,9 @@ def new_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run_worker(config: settings.WorkerSettings, definitions: Iterable[routines.RoutineDefinition[..., Any]]) -> int:
+def run_worker(settings: settings.WorkerSettings, definitions: Iterable[routines.RoutineDefinition[..., Any]]) -> int:
     """Run a worker in this process until it is drained (SIGTERM/SIGINT); return the exit code."""
-    worker = Worker(config, definitions)
+    worker = Worker(settings, definitions)
     with asyncio.Runner(loop_factory=new_event_loop_factory()) as runner:
         code = runner.run(worker.run(handle_signals=True))
     if worker.abandoned_threads:
