@@ -1,4 +1,4 @@
-"""Jobs and tasks: one run of a routine on this worker, as in the original delegator model.
+"""Jobs and tasks: one run of a routine on this worker, and the operation it runs.
 
 A :class:`Job` is one attempt of a run on this worker: its ID (the run ID), its
 attempt, and when it was created (received), started and completed. It wraps a
