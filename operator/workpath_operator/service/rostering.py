@@ -111,6 +111,7 @@ class Roster:
             len(session.runs),
         )
         self._keeper.fill(session)
+        self._matcher.demand.workers_changed(session.pool)
         return session
 
     def set_status(self, session: _Session, status: directives.WorkerStatus) -> None:
@@ -138,6 +139,7 @@ class Roster:
             self._settings.reconnect_grace,
         )
         self._start_grace(session)
+        self._matcher.demand.workers_changed(session.pool)
 
     def lose(self, session: _Session, reason: str) -> None:
         """The worker is gone for good (unresponsive, or past its grace): re-queue its runs."""
@@ -149,6 +151,7 @@ class Roster:
         for run in list(session.runs.values()):
             self._keeper.requeue(run, runs.Reason.WORKER_LOST, f"worker {session.worker_id} {reason}")
         logger.warning("worker %s %s", session.worker_id, reason)
+        self._matcher.demand.workers_changed(session.pool)
 
     # ------------------------------------------------------ after a restart
 

@@ -1,0 +1,110 @@
+"""WorkerPools in the operator tests: create them, read their Deployment, pods, status and Events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes.client
+
+from tests.cluster import manifests, waiting
+from tests.kube import operators
+
+LABEL = "workpath.dev/pool"
+
+
+def pool_spec(**overrides: Any) -> dict[str, Any]:
+    """A pool of workers of tests.kube.workload, run from this checkout by the process-kubelet."""
+    spec: dict[str, Any] = {
+        "image": "workpath/worker:test",
+        "modules": ["tests.kube.workload"],
+        "routines": ["k8s.*"],
+        "slots": 4,
+        "minReplicas": 0,
+        "maxReplicas": 5,
+        "scaleDownDelaySeconds": 2,
+        "drainTimeoutSeconds": 5,
+        "env": [
+            {"name": "PYTHONPATH", "value": str(operators.REPO)},
+            {"name": "WORKPATH_BACKOFF_CAP", "value": "0.5"},
+        ],
+    }
+    return spec | overrides
+
+
+def create(client: kubernetes.client.ApiClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
+        manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, manifests.worker_pool(name, **spec)
+    )
+    return body
+
+
+def get(client: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
+        manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, name
+    )
+    return body
+
+
+def patch(client: kubernetes.client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    kubernetes.client.CustomObjectsApi(client).patch_namespaced_custom_object(
+        manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, name, {"spec": spec}
+    )
+
+
+def delete(client: kubernetes.client.ApiClient, namespace: str, name: str) -> None:
+    kubernetes.client.CustomObjectsApi(client).delete_namespaced_custom_object(
+        manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, name
+    )
+
+
+def status(client: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = get(client, namespace, name).get("status") or {}
+    return found
+
+
+def condition(client: kubernetes.client.ApiClient, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    for entry in status(client, namespace, name).get("conditions") or []:
+        if entry["type"] == kind:
+            found: dict[str, Any] = entry
+            return found
+    return {}
+
+
+def deployment(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> Any:
+    """The pool's Deployment, or None."""
+    try:
+        return kubernetes.client.AppsV1Api(client).read_namespaced_deployment(f"{pool}-workers", namespace)
+    except kubernetes.client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def replicas(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> int | None:
+    found = deployment(client, namespace, pool)
+    return None if found is None else int(found.spec.replicas or 0)
+
+
+def pods(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> list[Any]:
+    """The pool's pods that are not being deleted."""
+    found = kubernetes.client.CoreV1Api(client).list_namespaced_pod(namespace, label_selector=f"{LABEL}={pool}")
+    return [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
+
+
+def wait_for_replicas(
+    client: kubernetes.client.ApiClient, namespace: str, pool: str, count: int, *, timeout: float = 30.0
+) -> None:
+    waiting.wait_for(
+        lambda: replicas(client, namespace, pool) == count,
+        timeout=timeout,
+        what=f"the Deployment of pool {pool} to have {count} replicas (has {replicas(client, namespace, pool)})",
+    )
+
+
+def events(client: kubernetes.client.ApiClient, namespace: str, name: str) -> list[tuple[str, str]]:
+    """(reason, message) of the Events about WorkerPool ``name``, oldest first."""
+    found = kubernetes.client.CoreV1Api(client).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=WorkerPool,involvedObject.name={name}"
+    )
+    ordered = sorted(found.items, key=lambda e: int(e.metadata.resource_version))
+    return [(event.reason, event.message) for event in ordered]
