@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build (or find cached) the binaries of the k8s test tier:
 #   kube-apiserver, kube-controller-manager  from k8s.io/kubernetes (tests/cluster/go.mod)
+#   kubelet, kube-proxy, kube-scheduler       from k8s.io/kubernetes (the node tier)
+#   pause                                     from the same module's build/pause/linux/pause.c (gcc -static)
+#   coredns                                   from github.com/coredns/coredns (tests/cluster/coredns/go.mod)
 #   helm                                      from helm.sh/helm/v3    (tests/cluster/helm/go.mod)
 #   etcd                                      from Debian's etcd-server package
 # into ${WORKPATH_CACHE:-$HOME/.cache/workpath}/k8s-<version>/bin.
@@ -12,6 +15,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$HERE/go.mod")"
 HELM_VERSION="$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$HERE/helm/go.mod")"
+COREDNS_VERSION="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$HERE/coredns/go.mod")"
 CACHE="${WORKPATH_CACHE:-$HOME/.cache/workpath}"
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
 
@@ -20,6 +24,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 [[ -n "$K8S_VERSION" ]] || die "cannot read the k8s.io/kubernetes version from $HERE/go.mod"
 [[ -n "$HELM_VERSION" ]] || die "cannot read the helm.sh/helm/v3 version from $HERE/helm/go.mod"
+[[ -n "$COREDNS_VERSION" ]] || die "cannot read the github.com/coredns/coredns version from $HERE/coredns/go.mod"
 command -v go >/dev/null || die "go is not on PATH; install Go >= 1.26 (the k8s module needs it)"
 GO_VERSION="$(go env GOVERSION)" || die "\`go env GOVERSION\` failed; is Go installed correctly?"
 go_minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$GO_VERSION")"
@@ -81,13 +86,36 @@ fetch_etcd() {
     log "etcd: $(basename "$deb") extracted in $((SECONDS - started)) s"
 }
 
+# build_pause: the pod sandbox's pause binary from the pinned module's own source (no image registry needed).
+build_pause() {
+    local out="$BIN/pause" started=$SECONDS src
+    if [[ -x "$out" ]] && "$out" -v 2>&1 | grep -qF "$K8S_VERSION"; then
+        log "pause: cached ($out)"
+        return
+    fi
+    command -v gcc >/dev/null || die "gcc is not on PATH (needed for the pause binary): run scripts/setup-node.sh"
+    src="$(cd "$HERE" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+    [[ -f "$src" ]] || die "no $src in the module cache (run \`go mod download\` in $HERE)"
+    gcc -Os -static -Wall -Werror -DVERSION="$K8S_VERSION" -o "$out.tmp.$$" "$src" \
+        || { rm -f "$out.tmp.$$"; die "gcc -static $src failed (is libc6-dev installed?)"; }
+    strip "$out.tmp.$$" 2>/dev/null || true
+    mv "$out.tmp.$$" "$out"
+    log "pause: built in $((SECONDS - started)) s"
+}
+
 total=$SECONDS
-log "Kubernetes $K8S_VERSION, helm $HELM_VERSION, $GO_VERSION; cache: $BIN"
+log "Kubernetes $K8S_VERSION, helm $HELM_VERSION, CoreDNS $COREDNS_VERSION, $GO_VERSION; cache: $BIN"
 fetch_etcd
 go_build "$HERE" k8s.io/kubernetes/cmd/kube-apiserver "$BIN/kube-apiserver" "$K8S_VERSION" --version \
     "$K8S_LDFLAGS"
 go_build "$HERE" k8s.io/kubernetes/cmd/kube-controller-manager "$BIN/kube-controller-manager" "$K8S_VERSION" \
     --version "$K8S_LDFLAGS"
 go_build "$HERE/helm" helm.sh/helm/v3/cmd/helm "$BIN/helm" "$HELM_VERSION" version "$HELM_LDFLAGS"
+# The node tier: a real kubelet with containerd, kube-proxy, the scheduler and cluster DNS.
+for command in kubelet kube-proxy kube-scheduler; do
+    go_build "$HERE" "k8s.io/kubernetes/cmd/$command" "$BIN/$command" "$K8S_VERSION" --version "$K8S_LDFLAGS"
+done
+go_build "$HERE/coredns" github.com/coredns/coredns "$BIN/coredns" "CoreDNS-${COREDNS_VERSION#v}" -version ""
+build_pause
 log "all binaries ready in $((SECONDS - total)) s"
 echo "$BIN"
