@@ -1,4 +1,5 @@
-"""Fixtures of the chart tests: the real helm with a private home, the chart, and cached renders."""
+"""Fixtures of the chart tests: the real helm with a private home (offline, or pointed at the test control plane),
+the chart, and cached renders."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from typing import Any
 import pytest
 
 from tests.chart import rendering
+from tests.cluster import builds, controlplane
 
 
 @pytest.fixture(scope="session")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> rendering.Helm:
     """helm with a private home; skipped when it is not built (failed when $CI is set)."""
     return rendering.Helm(binary=rendering.require_helm(), home=tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def cluster_helm(
+    k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> rendering.Helm:
+    """helm installing into the test control plane, with a private home; skipped when it is not built."""
+    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("cluster-helm-home"))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import kubernetes.client
 import pytest
 
 from tests.chart import rendering
-from tests.cluster import builds, controlplane, manifests, waiting
+from tests.cluster import controlplane, manifests, waiting
 
 OPERATOR_ACCOUNT = "workpath-operator"
 WORKER_ACCOUNT = "workpath-worker"
@@ -28,13 +28,6 @@ POOL = {
     "minReplicas": 0,
     "maxReplicas": 2,
 }
-
-
-@pytest.fixture(scope="module")
-def helm(
-    k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> rendering.Helm:
-    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
     k8s_cluster: controlplane.Cluster,
     k8s_api: kubernetes.client.ApiClient,
     k8s_namespace: str,
-    helm: rendering.Helm,
+    cluster_helm: rendering.Helm,
     release: str,
     tmp_path: pathlib.Path,
     cluster_wide: bool,
@@ -98,8 +91,8 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
     manifest_path = tmp_path / "manifest.yaml"
     values = {"rbac": {"clusterWide": cluster_wide}, "operator": {"replicas": 0}, "workerPools": [POOL]}
 
-    with helm.installed(release, rendering.CHART, namespace=namespace, values=values) as output:
-        manifest_path.write_text(helm.manifest(release, namespace=namespace))
+    with cluster_helm.installed(release, rendering.CHART, namespace=namespace, values=values) as output:
+        manifest_path.write_text(cluster_helm.manifest(release, namespace=namespace))
         rendered = {(o["kind"], o["metadata"]["name"]) for o in rendering.load_documents(manifest_path.read_text())}
 
         # Everything helm rendered was accepted and exists, RBAC included.
@@ -152,7 +145,7 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
         assert not _allowed(k8s_api, worker, "list", "routines", group="workpath.dev", namespace=namespace)
         assert not _allowed(k8s_api, worker, "get", "pods", namespace=namespace)
 
-        helm.uninstall(release, namespace=namespace)
+        cluster_helm.uninstall(release, namespace=namespace)
 
     waiting.wait_for(
         lambda: not _objects_in_cluster(k8s_cluster, manifest_path),

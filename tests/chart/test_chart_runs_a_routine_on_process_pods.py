@@ -16,23 +16,15 @@ import secrets
 from typing import Any
 
 import kubernetes.client
-import pytest
 import yaml
 
 from tests.chart import rendering
-from tests.cluster import builds, controlplane, kubelet, lookups, manifests, processes, waiting
+from tests.cluster import controlplane, kubelet, lookups, manifests, processes, waiting
 
 OPERATOR_ACCOUNT = "workpath-operator"
 KUBECONFIG_SECRET = "operator-kubeconfig"
 KUBECONFIG_DIR = "/etc/workpath-test"
 ROUTINE = rendering.REPO / "examples" / "routine.yaml"
-
-
-@pytest.fixture(scope="module")
-def helm(
-    k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> rendering.Helm:
-    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
 
 
 def _values(namespace: str, port: int) -> dict[str, Any]:
@@ -81,7 +73,7 @@ def test_chart_pods_run_the_example_routine_to_success(
     k8s_api: kubernetes.client.ApiClient,
     k8s_namespace: str,
     process_kubelet: kubelet.ProcessKubelet,
-    helm: rendering.Helm,
+    cluster_helm: rendering.Helm,
 ) -> None:
     namespace, release, port = k8s_namespace, f"wp-{secrets.token_hex(3)}", processes.free_port()
     core = kubernetes.client.CoreV1Api(k8s_api)
@@ -91,7 +83,7 @@ def test_chart_pods_run_the_example_routine_to_success(
     # Pod Security admission refuses pods that the "restricted" standard does not allow.
     core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
 
-    with helm.installed(release, rendering.CHART, namespace=namespace, values=_values(namespace, port)):
+    with cluster_helm.installed(release, rendering.CHART, namespace=namespace, values=_values(namespace, port)):
         # The operator pod waits for its kubeconfig Secret, as a kubelet waits for a missing volume source.
         token = core.create_namespaced_service_account_token(
             OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}

@@ -8,19 +8,11 @@ import pathlib
 import secrets
 
 import kubernetes.client
-import pytest
 
 from tests.chart import rendering
-from tests.cluster import builds, controlplane, kubelet, lookups, waiting
+from tests.cluster import kubelet, lookups, waiting
 
 WORKER_ACCOUNT = "workpath-worker"
-
-
-@pytest.fixture(scope="module")
-def helm(
-    k8s_binaries: builds.Binaries, k8s_cluster: controlplane.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> rendering.Helm:
-    return rendering.cluster_helm(k8s_binaries, k8s_cluster, tmp_path_factory.mktemp("helm-home"))
 
 
 def _process_environment(pid: int) -> dict[str, str]:
@@ -34,7 +26,7 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
     k8s_api: kubernetes.client.ApiClient,
     k8s_namespace: str,
     process_kubelet: kubelet.ProcessKubelet,
-    helm: rendering.Helm,
+    cluster_helm: rendering.Helm,
 ) -> None:
     namespace, release = k8s_namespace, f"wp-{secrets.token_hex(3)}"
     values = {
@@ -53,7 +45,7 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=worker"
     authentication = kubernetes.client.AuthenticationV1Api(k8s_api)
 
-    with helm.installed(release, rendering.CHART, namespace=namespace, values=values):
+    with cluster_helm.installed(release, rendering.CHART, namespace=namespace, values=values):
         pod = waiting.wait_for(
             lambda: next(
                 (
@@ -93,7 +85,7 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
         )
         assert process_kubelet.process(namespace, name).returncode is None, process_kubelet.logs(namespace, name)
 
-        helm.uninstall(release, namespace=namespace)
+        cluster_helm.uninstall(release, namespace=namespace)
         ended = waiting.wait_for(
             lambda: (snapshot := process_kubelet.process(namespace, name)).returncode is not None and snapshot,
             timeout=60,

@@ -1,4 +1,8 @@
-"""Real ``workpath worker`` processes for the integration tests."""
+"""Real ``workpath worker`` processes for the integration tests, started against a running service.
+
+>>> (worker,) = await fleet.start("w-1", slots=2)  # spawned, and connected: it said v1.ready
+>>> await fleet.spawn("stranger", token="wrong")  # spawned only, for workers not expected to connect
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from tests import waiting
+from workpath_operator.service import serving
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ROUTINES = "tests.integration.routines"
+TOKEN = "integration-test-token"
+CONNECT_TIMEOUT = 20.0
 
 
 class WorkerProcess:
@@ -45,13 +54,36 @@ class WorkerProcess:
 
 
 class WorkerFleet:
-    """Starts worker processes and makes sure none outlives the test."""
+    """Starts worker processes for ``service`` and makes sure none outlives the test."""
 
-    def __init__(self, *, url: str, token: str, logs: pathlib.Path) -> None:
-        self.url = url
+    def __init__(self, service: serving.DirectiveService, *, logs: pathlib.Path, token: str = TOKEN) -> None:
+        self.service = service
+        self.url = service.url
         self.token = token
         self.logs = logs
         self.processes: list[WorkerProcess] = []
+
+    async def start(
+        self,
+        *worker_ids: str,
+        slots: int = 4,
+        url: str | None = None,
+        modules: Sequence[str] = (ROUTINES,),
+        args: Sequence[str] = (),
+    ) -> list[WorkerProcess]:
+        """Spawn a worker of each ID and wait until all of them are connected; the usual way a test gets workers."""
+        workers = [await self.spawn(w, slots=slots, url=url, modules=modules, args=args) for w in worker_ids]
+        await self.connected(*worker_ids)
+        return workers
+
+    async def connected(self, *worker_ids: str, timeout: float = CONNECT_TIMEOUT) -> None:
+        """Wait until these workers have said v1.ready (again, after a reconnect) and are connected."""
+        sessions = self.service.dispatcher.sessions
+        await waiting.eventually(
+            lambda: all(w in sessions and sessions[w].connected for w in worker_ids),
+            timeout=timeout,
+            what=f"workers {worker_ids} to connect",
+        )
 
     async def spawn(
         self,

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.integration.conftest import TOKEN, eventually, finished, submit
+from tests import waiting
+from tests.integration import fleets, submitting
 from workpath import directives
 from workpath_operator.service import runs, serving
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {fleets.TOKEN}"}
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def ready(worker_id: str, *, slots: int = 1, routines: tuple[str, ...] = ("test.
     )
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": fleets.TOKEN}])
 async def test_a_connection_without_the_right_token_is_refused_before_any_directive(
     service: serving.DirectiveService, http: aiohttp.ClientSession, headers: dict[str, str]
 ) -> None:
@@ -92,7 +93,7 @@ async def test_malformed_directives_get_v1_error_and_the_connection_stays_up(
             assert error.message
 
         # Still connected and still a worker: it gets and finishes a run.
-        run = submit(service, "test.echo", value=1)
+        run = submitting.submit(service, "test.echo", value=1)
         start = await receive(ws, directives.StartRoutine)
         assert start.run_id == run.run_id
         await ws.send_str(
@@ -100,7 +101,7 @@ async def test_malformed_directives_get_v1_error_and_the_connection_stays_up(
                 directives.RoutineCompleted(run_id=run.run_id, result="ok", completed_at=directives.now())
             )
         )
-        done = await finished(service, run)
+        done = await submitting.finished(service, run)
         assert (done.phase, done.result) == (runs.Phase.SUCCEEDED, "ok")
     assert service.directive_errors >= len(cases) + 1
 
@@ -110,8 +111,8 @@ async def test_a_report_for_a_stale_attempt_is_refused_and_changes_nothing(
 ) -> None:
     async with http.ws_connect(service.url, headers=AUTH) as first:
         await first.send_str(ready("first"))
-        await eventually(lambda: "first" in service.dispatcher.sessions, what="'first' to be ready")
-        run = submit(service, "test.echo", value=1)
+        await waiting.eventually(lambda: "first" in service.dispatcher.sessions, what="'first' to be ready")
+        run = submitting.submit(service, "test.echo", value=1)
         old = await receive(first, directives.StartRoutine)
         # 'first' is not read from any more, so it answers no pulse: it is declared unresponsive and the run
         # moves on to 'second', which answers its pulses while it waits.
@@ -149,7 +150,7 @@ async def test_a_report_for_a_stale_attempt_is_refused_and_changes_nothing(
                     )
                 )
             )
-            done = await finished(service, run)
+            done = await submitting.finished(service, run)
             assert (done.phase, done.result, done.worker) == (runs.Phase.SUCCEEDED, "fresh", "second")
 
 

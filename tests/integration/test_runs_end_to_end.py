@@ -6,18 +6,16 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.integration import fleets
-from tests.integration.conftest import connected, finished, submit
+from tests.integration import fleets, submitting
 from workpath_operator.service import runs, serving
 
 
 async def test_top_level_run_succeeds_with_timestamps_and_durations(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1", slots=2)
-    await connected(service, "w-1")
-    run = submit(service, "test.echo", value={"month": "2026-10"})
-    done = await finished(service, run)
+    await fleet.start("w-1", slots=2)
+    run = submitting.submit(service, "test.echo", value={"month": "2026-10"})
+    done = await submitting.finished(service, run)
     status = done.status()
     assert status.phase is runs.Phase.SUCCEEDED
     assert status.result == {"value": {"month": "2026-10"}, "runID": run.run_id, "attempt": 1}
@@ -32,15 +30,13 @@ async def test_top_level_run_succeeds_with_timestamps_and_durations(
 async def test_runs_are_spread_over_workers_and_never_exceed_slots(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1", slots=2)
-    await fleet.spawn("w-2", slots=2)
-    await connected(service, "w-1", "w-2")
-    batch = [submit(service, "test.sleep", seconds=0.2) for _ in range(8)]
+    await fleet.start("w-1", "w-2", slots=2)
+    batch = [submitting.submit(service, "test.sleep", seconds=0.2) for _ in range(8)]
     peak = {"w-1": 0, "w-2": 0}
     for run in batch:
         for worker_id, session in service.dispatcher.sessions.items():
             peak[worker_id] = max(peak[worker_id], len(session.runs))
-        await finished(service, run)
+        await submitting.finished(service, run)
     assert all(r.phase is runs.Phase.SUCCEEDED for r in batch)
     assert {r.worker for r in batch} == {"w-1", "w-2"}
     assert max(peak.values()) <= 2
@@ -49,9 +45,8 @@ async def test_runs_are_spread_over_workers_and_never_exceed_slots(
 async def test_a_failing_routine_reports_its_error(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1")
-    await connected(service, "w-1")
-    done = await finished(service, submit(service, "test.fail", retryable=False))
+    await fleet.start("w-1")
+    done = await submitting.finished(service, submitting.submit(service, "test.fail", retryable=False))
     assert done.phase is runs.Phase.FAILED
     assert done.error is not None
     assert (done.error.type, done.error.message, done.error.retryable) == (
@@ -64,14 +59,13 @@ async def test_a_failing_routine_reports_its_error(
 async def test_a_retryable_failure_is_retried_with_backoff_until_it_succeeds(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1")
-    await connected(service, "w-1")
+    await fleet.start("w-1")
     run = service.dispatcher.submit(
         runs.RunSpec.model_validate(
             {"routineID": "test.flaky", "params": {"failures": 2}, "retries": {"limit": 3, "backoffSeconds": 0.05}}
         )
     )
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert done.phase is runs.Phase.SUCCEEDED
     assert done.result == 3 and done.attempt == 3
 
@@ -79,12 +73,11 @@ async def test_a_retryable_failure_is_retried_with_backoff_until_it_succeeds(
 async def test_an_attempt_past_its_deadline_is_cancelled_and_fails(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1")
-    await connected(service, "w-1")
+    await fleet.start("w-1")
     run = service.dispatcher.submit(
         runs.RunSpec.model_validate({"routineID": "test.sleep", "params": {"seconds": 30}, "timeoutSeconds": 0.3})
     )
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert done.phase is runs.Phase.FAILED
     assert done.error is not None and done.error.type == "TimeoutError"
     assert service.dispatcher.sessions["w-1"].runs == {}
@@ -94,18 +87,16 @@ async def test_a_sync_routine_does_not_stop_heartbeats(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
     # 1.5 s of blocking work is ~7 heartbeat intervals here: a blocked event loop would miss 3 and lose the run.
-    await fleet.spawn("w-1", slots=1)
-    await connected(service, "w-1")
-    done = await finished(service, submit(service, "test.blocking", seconds=1.5))
+    await fleet.start("w-1", slots=1)
+    done = await submitting.finished(service, submitting.submit(service, "test.blocking", seconds=1.5))
     assert done.phase is runs.Phase.SUCCEEDED and done.attempt == 1
 
 
 async def test_metrics_show_the_queue_the_workers_and_dispatch_latency(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
-    await fleet.spawn("w-1", slots=1)
-    await connected(service, "w-1")
-    await finished(service, submit(service, "test.noop"))
+    await fleet.start("w-1", slots=1)
+    await submitting.finished(service, submitting.submit(service, "test.noop"))
     stuck = service.dispatcher.submit(runs.RunSpec.model_validate({"routineID": "nobody.runs.this"}))
     async with aiohttp.ClientSession() as http, http.get(f"{service.http_url}/metrics") as response:
         assert response.status == 200

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from tests.integration import fleets
-from tests.integration.conftest import TOKEN, connected, finished, submit
+from tests.integration import fleets, submitting
 from workpath_operator.service import authenticating, runs, serving, settings, stores
 
 
@@ -13,7 +12,7 @@ def sqlite_service(service_settings: settings.ServiceSettings, db: pathlib.Path)
     return serving.DirectiveService(
         settings=service_settings,
         store=stores.SqliteRunStore(str(db)),
-        authenticator=authenticating.SharedTokenAuthenticator(TOKEN),
+        authenticator=authenticating.SharedTokenAuthenticator(fleets.TOKEN),
     )
 
 
@@ -23,25 +22,24 @@ async def test_finished_and_pending_runs_survive_a_service_restart(
     db = tmp_path / "runs.sqlite"
     service_settings = service_settings.replace(settle_seconds=0.1)
     async with sqlite_service(service_settings, db) as first:
-        fleet = fleets.WorkerFleet(url=first.url, token=TOKEN, logs=tmp_path)
+        fleet = fleets.WorkerFleet(first, logs=tmp_path)
         try:
-            await fleet.spawn("w-1")
-            await connected(first, "w-1")
-            done = await finished(first, submit(first, "test.echo", value="kept"))
+            await fleet.start("w-1")
+            done = await submitting.finished(first, submitting.submit(first, "test.echo", value="kept"))
         finally:
             await fleet.close()
-        waiting = submit(first, "test.echo", value="later")  # no worker now: it stays queued
+        queued = submitting.submit(first, "test.echo", value="later")  # no worker now: it stays queued
 
     async with sqlite_service(service_settings, db) as second:
         again = second.store.get(done.run_id)
         assert again is not None
         assert again.status() == done.status()
-        restored = second.dispatcher.get(waiting.run_id)
+        restored = second.dispatcher.get(queued.run_id)
         assert restored is not None and restored.phase is runs.Phase.PENDING
-        fleet = fleets.WorkerFleet(url=second.url, token=TOKEN, logs=tmp_path)
+        fleet = fleets.WorkerFleet(second, logs=tmp_path)
         try:
             await fleet.spawn("w-2")
-            later = await finished(second, restored)
+            later = await submitting.finished(second, restored)
         finally:
             await fleet.close()
         assert (later.phase, later.result["value"], later.worker) == (runs.Phase.SUCCEEDED, "later", "w-2")

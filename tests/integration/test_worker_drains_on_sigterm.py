@@ -5,8 +5,8 @@ from __future__ import annotations
 import pathlib
 import signal
 
-from tests.integration import fleets
-from tests.integration.conftest import connected, eventually, finished, submit
+from tests import waiting
+from tests.integration import fleets, submitting
 from workpath_operator.service import runs, serving
 
 
@@ -15,18 +15,17 @@ async def test_a_draining_worker_finishes_its_runs_and_exits_zero(
 ) -> None:
     gate = tmp_path / "gate"
     (tmp_path / "markers").mkdir()
-    worker = await fleet.spawn("leaving", slots=2, args=["--drain-timeout", "30"])
-    await connected(service, "leaving")
-    run = submit(service, "test.gate", markers=str(tmp_path / "markers"), gate=str(gate))
-    await eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
+    (worker,) = await fleet.start("leaving", slots=2, args=["--drain-timeout", "30"])
+    run = submitting.submit(service, "test.gate", markers=str(tmp_path / "markers"), gate=str(gate))
+    await waiting.eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
 
     worker.signal(signal.SIGTERM)
     session = service.dispatcher.sessions["leaving"]
-    await eventually(lambda: session.draining, what="the worker to announce it is draining")
-    later = submit(service, "test.echo", value=2)
+    await waiting.eventually(lambda: session.draining, what="the worker to announce it is draining")
+    later = submitting.submit(service, "test.echo", value=2)
     assert later.queued  # a draining worker gets nothing new
     gate.touch()
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert (done.phase, done.worker, done.attempt) == (runs.Phase.SUCCEEDED, "leaving", 1)
     assert await worker.wait() == 0
     assert later.phase is runs.Phase.PENDING and later.queued  # still waiting for a worker: nothing lost
@@ -37,17 +36,16 @@ async def test_runs_a_worker_cannot_finish_in_its_drain_timeout_are_handed_back(
 ) -> None:
     gate = tmp_path / "gate"
     (tmp_path / "markers").mkdir()
-    worker = await fleet.spawn("leaving", slots=1, args=["--drain-timeout", "0.2"])
-    await connected(service, "leaving")
-    run = submit(service, "test.gate", markers=str(tmp_path / "markers"), gate=str(gate))
-    await eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
+    (worker,) = await fleet.start("leaving", slots=1, args=["--drain-timeout", "0.2"])
+    run = submitting.submit(service, "test.gate", markers=str(tmp_path / "markers"), gate=str(gate))
+    await waiting.eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
 
     worker.signal(signal.SIGTERM)
     assert await worker.wait() == 0
-    await eventually(lambda: run.queued and run.reason == "Released", what="the run to be handed back")
+    await waiting.eventually(lambda: run.queued and run.reason == "Released", what="the run to be handed back")
     assert run.failures == 0  # a hand-back is not a failure
 
     await fleet.spawn("staying", slots=1)
     gate.touch()
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert (done.phase, done.worker, done.attempt) == (runs.Phase.SUCCEEDED, "staying", 2)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pathlib
 
-from tests.integration import fleets, proxies
-from tests.integration.conftest import connected, eventually, finished, submit
+from tests import waiting
+from tests.integration import fleets, proxies, submitting
 from workpath_operator.service import runs, serving
 
 
@@ -27,18 +27,18 @@ async def test_an_unresponsive_worker_has_its_runs_requeued_as_new_attempts(
 ) -> None:
     markers, gate = tmp_path / "markers", tmp_path / "gate"
     markers.mkdir()
-    frozen = await fleet.spawn("frozen", slots=1)
-    await connected(service, "frozen")
-    run = submit(service, "test.gate", markers=str(markers), gate=str(gate))
-    await eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start on 'frozen'")
+    (frozen,) = await fleet.start("frozen", slots=1)
+    run = submitting.submit(service, "test.gate", markers=str(markers), gate=str(gate))
+    await waiting.eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start on 'frozen'")
 
-    spare = await fleet.spawn("spare", slots=1)
-    await connected(service, "spare")
+    (spare,) = await fleet.start("spare", slots=1)
     frozen.pause()  # connected, but it answers no pulse
-    await eventually(lambda: run.worker == "spare" and run.phase is runs.Phase.RUNNING, what="re-dispatch to 'spare'")
+    await waiting.eventually(
+        lambda: run.worker == "spare" and run.phase is runs.Phase.RUNNING, what="re-dispatch to 'spare'"
+    )
     assert "frozen" not in service.dispatcher.sessions
     gate.touch()
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert done.phase is runs.Phase.SUCCEEDED
     assert (done.attempt, done.worker, done.result) == (2, "spare", "opened on attempt 2")
     assert attempts(markers, run) == [(1, frozen.pid), (2, spare.pid)]
@@ -46,8 +46,8 @@ async def test_an_unresponsive_worker_has_its_runs_requeued_as_new_attempts(
     # The frozen worker wakes up, reconnects and reports attempt 1: the report is refused and changes nothing.
     errors_before = service.directive_errors
     frozen.resume()
-    await connected(service, "frozen")
-    await eventually(lambda: service.directive_errors > errors_before, what="the stale report to be refused")
+    await fleet.connected("frozen")
+    await waiting.eventually(lambda: service.directive_errors > errors_before, what="the stale report to be refused")
     assert (run.phase, run.attempt, run.worker, run.result) == (
         runs.Phase.SUCCEEDED,
         2,
@@ -61,19 +61,20 @@ async def test_a_worker_reconnecting_within_grace_keeps_its_runs(
 ) -> None:
     markers, gate = tmp_path / "markers", tmp_path / "gate"
     markers.mkdir()
-    worker = await fleet.spawn("flaky-net", slots=2, url=proxy.url())
-    await connected(service, "flaky-net")
-    batch = [submit(service, "test.gate", markers=str(markers), gate=str(gate)) for _ in range(2)]
-    await eventually(lambda: all(r.phase is runs.Phase.RUNNING for r in batch), what="both runs to start")
+    (worker,) = await fleet.start("flaky-net", slots=2, url=proxy.url())
+    batch = [submitting.submit(service, "test.gate", markers=str(markers), gate=str(gate)) for _ in range(2)]
+    await waiting.eventually(lambda: all(r.phase is runs.Phase.RUNNING for r in batch), what="both runs to start")
     session = service.dispatcher.sessions["flaky-net"]
     first_connection = session.ws
 
     proxy.cut()
-    await eventually(lambda: session.ws is not None and session.ws is not first_connection, what="a new connection")
+    await waiting.eventually(
+        lambda: session.ws is not None and session.ws is not first_connection, what="a new connection"
+    )
     assert proxy.accepted == 2
     gate.touch()
     for run in batch:
-        done = await finished(service, run)
+        done = await submitting.finished(service, run)
         assert (done.phase, done.attempt, done.worker) == (runs.Phase.SUCCEEDED, 1, "flaky-net")
         assert attempts(markers, run) == [(1, worker.pid)]  # ran once: nothing ran twice
 
@@ -83,18 +84,19 @@ async def test_a_result_finished_while_disconnected_is_delivered_after_reconnect
 ) -> None:
     markers, gate = tmp_path / "markers", tmp_path / "gate"
     markers.mkdir()
-    worker = await fleet.spawn("offline", slots=1, url=proxy.url())
-    await connected(service, "offline")
-    run = submit(service, "test.gate", markers=str(markers), gate=str(gate))
-    await eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
+    (worker,) = await fleet.start("offline", slots=1, url=proxy.url())
+    run = submitting.submit(service, "test.gate", markers=str(markers), gate=str(gate))
+    await waiting.eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
 
     proxy.refuse()  # the service is unreachable for a while
-    await eventually(lambda: not service.dispatcher.sessions["offline"].connected, what="the disconnect to be seen")
+    await waiting.eventually(
+        lambda: not service.dispatcher.sessions["offline"].connected, what="the disconnect to be seen"
+    )
     gate.touch()  # the routine finishes while the worker cannot report it
     done_marker = markers / f"done.{run.run_id}.1"
-    await eventually(done_marker.exists, what="the routine to finish on the worker")
+    await waiting.eventually(done_marker.exists, what="the routine to finish on the worker")
     assert run.phase is runs.Phase.RUNNING  # the service has not heard yet, and has not given up
     proxy.accept()
-    done = await finished(service, run)
+    done = await submitting.finished(service, run)
     assert (done.phase, done.attempt, done.result) == (runs.Phase.SUCCEEDED, 1, "opened on attempt 1")
     assert attempts(markers, run) == [(1, worker.pid)]

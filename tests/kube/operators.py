@@ -4,6 +4,9 @@
 ...     harness.start_operator()
 ...     harness.start_worker("w1", modules=["examples.reports"])
 
+Tests get one from the ``harness`` fixture (``tests/kube/conftest.py``), or an operator already started and ready
+from the ``operator`` fixture.
+
 The operator is ``python -m workpath_operator`` serving one namespace, with a shared token for the worker
 subprocesses (TokenReview stays on as well), short heartbeats and a short settle time after a restart. Every
 process is killed when the ``with`` block ends; if the block failed, the tails of their logs are printed.
@@ -128,9 +131,16 @@ class Harness:
             if process.running:
                 process.stop(timeout=5.0) if isinstance(process, OperatorProcess) else process.kill()
         if exc is not None:
-            for process in self.processes:
-                print(f"----- {process.name} (pid {process.pid}, exit {process.popen.returncode}) -----")
-                print(process.tail(120))
+            for title, tail in self.logs():
+                print(f"----- {title} -----")
+                print(tail)
+
+    def logs(self, lines: int = 120) -> list[tuple[str, str]]:
+        """(title, tail of its log) of every process, for a failed test's report."""
+        return [
+            (f"{process.name} (pid {process.pid}, exit {process.popen.returncode})", process.tail(lines))
+            for process in self.processes
+        ]
 
     def env(self, kubeconfig: pathlib.Path | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "WORKPATH_"))}

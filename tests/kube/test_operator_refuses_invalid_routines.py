@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pathlib
 from collections.abc import Iterator
 from typing import Any
 
 import kubernetes.client
+import pytest
 import yaml
 
 from tests.cluster import controlplane, manifests, waiting
@@ -58,43 +58,46 @@ def _served_with(api: kubernetes.client.ApiClient, namespace: str, field: str) -
     return field in created["spec"]
 
 
+@pytest.fixture
+def experimental_field(k8s_api: kubernetes.client.ApiClient) -> Iterator[None]:
+    """The Routine CRD with ``spec.experimental``, a field this operator does not know, for the test."""
+    with _crd_field(k8s_api, "experimental", {"type": "boolean"}):
+        yield
+
+
 def test_routine_the_operator_cannot_run_fails_once_with_the_reason(
-    k8s_cluster: controlplane.Cluster,
+    experimental_field: None,
+    harness: operators.Harness,
     k8s_namespace: str,
     k8s_api: kubernetes.client.ApiClient,
-    tmp_path: pathlib.Path,
 ) -> None:
     # The operator starts after the CRD changed: a watch opened before would still see the old schema, which
     # prunes the new field (as the operator upgraded after the CRD would).
-    with (
-        _crd_field(k8s_api, "experimental", {"type": "boolean"}),
-        operators.Harness(k8s_cluster, k8s_namespace, tmp_path) as harness,
-    ):
-        waiting.wait_for(
-            lambda: _served_with(k8s_api, k8s_namespace, "experimental"),
-            timeout=30,
-            what="the API server to serve the Routine CRD with spec.experimental",
-        )
-        operator = harness.start_operator()
-        harness.start_worker("worker-1")
-        routines.create(k8s_api, k8s_namespace, "newer", routineID="k8s.broken", experimental=True)
-        newer = routines.wait_for_phase(k8s_api, k8s_namespace, "newer", *routines.FINISHED, timeout=20)
+    waiting.wait_for(
+        lambda: _served_with(k8s_api, k8s_namespace, "experimental"),
+        timeout=30,
+        what="the API server to serve the Routine CRD with spec.experimental",
+    )
+    operator = harness.start_operator()
+    harness.start_worker("worker-1")
+    routines.create(k8s_api, k8s_namespace, "newer", routineID="k8s.broken", experimental=True)
+    newer = routines.wait_for_phase(k8s_api, k8s_namespace, "newer", *routines.FINISHED, timeout=20)
 
-        status = newer["status"]
-        assert status["phase"] == "Failed"
-        assert status["runID"] == newer["metadata"]["uid"]
-        assert status["error"]["type"] == "InvalidRoutineError"
-        assert status["error"]["retryable"] is False
-        assert "spec.experimental: Extra inputs are not permitted" in status["error"]["message"]
-        condition = routines.condition(newer, "Succeeded")
-        assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
-        routines.wait_for_events(k8s_api, k8s_namespace, "newer", "InvalidSpec")
+    status = newer["status"]
+    assert status["phase"] == "Failed"
+    assert status["runID"] == newer["metadata"]["uid"]
+    assert status["error"]["type"] == "InvalidRoutineError"
+    assert status["error"]["retryable"] is False
+    assert "spec.experimental: Extra inputs are not permitted" in status["error"]["message"]
+    condition = routines.condition(newer, "Succeeded")
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    routines.wait_for_events(k8s_api, k8s_namespace, "newer", "InvalidSpec")
 
-        # It is failed once, not retried: nothing writes to it again, and the operator still serves.
-        version = newer["metadata"]["resourceVersion"]
-        routines.create(k8s_api, k8s_namespace, "valid", routineID="k8s.flaky", params={"failures": 0})
-        assert routines.phase(routines.wait_for_phase(k8s_api, k8s_namespace, "valid", "Succeeded")) == "Succeeded"
-        unchanged = routines.get(k8s_api, k8s_namespace, "newer")
-        assert unchanged is not None
-        assert unchanged["metadata"]["resourceVersion"] == version, json.dumps(unchanged["status"])
-        assert operator.running
+    # It is failed once, not retried: nothing writes to it again, and the operator still serves.
+    version = newer["metadata"]["resourceVersion"]
+    routines.create(k8s_api, k8s_namespace, "valid", routineID="k8s.flaky", params={"failures": 0})
+    assert routines.phase(routines.wait_for_phase(k8s_api, k8s_namespace, "valid", "Succeeded")) == "Succeeded"
+    unchanged = routines.get(k8s_api, k8s_namespace, "newer")
+    assert unchanged is not None
+    assert unchanged["metadata"]["resourceVersion"] == version, json.dumps(unchanged["status"])
+    assert operator.running

@@ -12,7 +12,7 @@ from typing import Any
 
 import kubernetes.client
 
-from tests.cluster import controlplane, waiting
+from tests.cluster import waiting
 from tests.kube import operators, routines
 
 
@@ -21,49 +21,47 @@ def _started(markers: pathlib.Path, run_id: str) -> list[pathlib.Path]:
 
 
 def test_restarted_operator_adopts_running_runs_and_runs_the_rest_once(
-    k8s_cluster: controlplane.Cluster,
     k8s_namespace: str,
     k8s_api: kubernetes.client.ApiClient,
     tmp_path: pathlib.Path,
+    harness: operators.Harness,
 ) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     gate = tmp_path / "gate"
     params = {"markers": str(markers), "gate": str(gate)}
-    with operators.Harness(k8s_cluster, k8s_namespace, tmp_path) as harness:
-        first = harness.start_operator()
-        harness.start_worker("blocker-1", slots=2)
-        for name in ("r1", "r2", "r3", "r4"):
-            routines.create(k8s_api, k8s_namespace, name, routineID="k8s.block", params=params)
-        before = {
-            name: routines.wait_for_phase(k8s_api, k8s_namespace, name, phase)
-            for name, phase in (("r1", "Running"), ("r2", "Running"), ("r3", "Pending"), ("r4", "Pending"))
-        }
-        run_ids = {name: routine["status"]["runID"] for name, routine in before.items()}
-        waiting.wait_for(
-            lambda: all(_started(markers, run_ids[name]) for name in ("r1", "r2")),
-            timeout=10,
-            what="r1 and r2 to start on the worker",
-        )
+    first = harness.start_operator()
+    harness.start_worker("blocker-1", slots=2)
+    for name in ("r1", "r2", "r3", "r4"):
+        routines.create(k8s_api, k8s_namespace, name, routineID="k8s.block", params=params)
+    before = {
+        name: routines.wait_for_phase(k8s_api, k8s_namespace, name, phase)
+        for name, phase in (("r1", "Running"), ("r2", "Running"), ("r3", "Pending"), ("r4", "Pending"))
+    }
+    run_ids = {name: routine["status"]["runID"] for name, routine in before.items()}
+    waiting.wait_for(
+        lambda: all(_started(markers, run_ids[name]) for name in ("r1", "r2")),
+        timeout=10,
+        what="r1 and r2 to start on the worker",
+    )
 
-        first.kill()
-        routines.delete(k8s_api, k8s_namespace, "r2")  # running: its worker must be told to cancel it
-        routines.delete(k8s_api, k8s_namespace, "r4")  # pending: must never start
-        r5 = routines.create(k8s_api, k8s_namespace, "r5", routineID="k8s.block", params=params)
-        run_ids["r5"] = r5["metadata"]["uid"]
+    first.kill()
+    routines.delete(k8s_api, k8s_namespace, "r2")  # running: its worker must be told to cancel it
+    routines.delete(k8s_api, k8s_namespace, "r4")  # pending: must never start
+    r5 = routines.create(k8s_api, k8s_namespace, "r5", routineID="k8s.block", params=params)
+    run_ids["r5"] = r5["metadata"]["uid"]
 
-        harness.start_operator()
-        waiting.wait_for(
-            lambda: (markers / f"cancelled.{run_ids['r2']}").exists(),
-            timeout=20,
-            what="the worker to cancel r2, whose Routine was deleted while no operator ran",
-        )
-        routines.wait_for_phase(k8s_api, k8s_namespace, "r3", "Running", timeout=20)
-        gate.touch()
-        after = {
-            name: routines.wait_for_phase(k8s_api, k8s_namespace, name, *routines.FINISHED)
-            for name in ("r1", "r3", "r5")
-        }
+    harness.start_operator()
+    waiting.wait_for(
+        lambda: (markers / f"cancelled.{run_ids['r2']}").exists(),
+        timeout=20,
+        what="the worker to cancel r2, whose Routine was deleted while no operator ran",
+    )
+    routines.wait_for_phase(k8s_api, k8s_namespace, "r3", "Running", timeout=20)
+    gate.touch()
+    after = {
+        name: routines.wait_for_phase(k8s_api, k8s_namespace, name, *routines.FINISHED) for name in ("r1", "r3", "r5")
+    }
 
     for name, routine in after.items():
         status = routine["status"]
@@ -80,55 +78,54 @@ def test_restarted_operator_adopts_running_runs_and_runs_the_rest_once(
 
 
 def test_restarted_operator_relinks_sub_routines_to_their_waiting_parent(
-    k8s_cluster: controlplane.Cluster,
     k8s_namespace: str,
     k8s_api: kubernetes.client.ApiClient,
     tmp_path: pathlib.Path,
+    harness: operators.Harness,
 ) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     gate = tmp_path / "gate"
     parts = 3
-    with operators.Harness(k8s_cluster, k8s_namespace, tmp_path) as harness:
-        first = harness.start_operator()
-        harness.start_worker("fan-1", slots=2)
-        harness.start_worker("fan-2", slots=2)
-        routines.create(
-            k8s_api,
-            k8s_namespace,
-            "fan",
-            routineID="k8s.fan",
-            params={"markers": str(markers), "gate": str(gate), "parts": parts},
-        )
-        parent = routines.wait_for(
-            k8s_api,
-            k8s_namespace,
-            "fan",
-            lambda r: (r.get("status") or {}).get("subroutines", {}).get("running") == parts,
-            what=f"to have {parts} sub-routines running",
-        )
-        run_id = parent["status"]["runID"]
-        selector = f"workpath.dev/parent-run={run_id}"
+    first = harness.start_operator()
+    harness.start_worker("fan-1", slots=2)
+    harness.start_worker("fan-2", slots=2)
+    routines.create(
+        k8s_api,
+        k8s_namespace,
+        "fan",
+        routineID="k8s.fan",
+        params={"markers": str(markers), "gate": str(gate), "parts": parts},
+    )
+    parent = routines.wait_for(
+        k8s_api,
+        k8s_namespace,
+        "fan",
+        lambda r: (r.get("status") or {}).get("subroutines", {}).get("running") == parts,
+        what=f"to have {parts} sub-routines running",
+    )
+    run_id = parent["status"]["runID"]
+    selector = f"workpath.dev/parent-run={run_id}"
 
-        def all_running() -> list[dict[str, Any]] | None:
-            found = routines.listed(k8s_api, k8s_namespace, selector=selector)
-            running = [child for child in found if routines.phase(child) == "Running"]
-            return running if len(running) == parts else None
+    def all_running() -> list[dict[str, Any]] | None:
+        found = routines.listed(k8s_api, k8s_namespace, selector=selector)
+        running = [child for child in found if routines.phase(child) == "Running"]
+        return running if len(running) == parts else None
 
-        children = waiting.wait_for(all_running, timeout=20, what="the child Routines to show Running")
-        child_ids = {child["status"]["runID"] for child in children}
+    children = waiting.wait_for(all_running, timeout=20, what="the child Routines to show Running")
+    child_ids = {child["status"]["runID"] for child in children}
 
-        first.kill()
-        harness.start_operator()
-        gate.touch()
-        done = routines.wait_for_phase(k8s_api, k8s_namespace, "fan", *routines.FINISHED, timeout=30)
+    first.kill()
+    harness.start_operator()
+    gate.touch()
+    done = routines.wait_for_phase(k8s_api, k8s_namespace, "fan", *routines.FINISHED, timeout=30)
 
-        assert done["status"]["phase"] == "Succeeded", done["status"]
-        assert done["status"]["attempt"] == 1
-        assert done["status"]["subroutines"] == {"total": parts, "succeeded": parts, "failed": 0, "running": 0}
-        assert done["status"]["result"] == ["opened on attempt 1"] * parts
-        finished = routines.listed(k8s_api, k8s_namespace, selector=selector)
-        assert {child["status"]["runID"] for child in finished} == child_ids
-        for child_id in child_ids:
-            assert len(_started(markers, child_id)) == 1, child_id
-            assert (markers / f"done.{child_id}.1").exists()
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["attempt"] == 1
+    assert done["status"]["subroutines"] == {"total": parts, "succeeded": parts, "failed": 0, "running": 0}
+    assert done["status"]["result"] == ["opened on attempt 1"] * parts
+    finished = routines.listed(k8s_api, k8s_namespace, selector=selector)
+    assert {child["status"]["runID"] for child in finished} == child_ids
+    for child_id in child_ids:
+        assert len(_started(markers, child_id)) == 1, child_id
+        assert (markers / f"done.{child_id}.1").exists()

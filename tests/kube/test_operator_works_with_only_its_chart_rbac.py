@@ -144,6 +144,7 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     process_kubelet: kubelet.ProcessKubelet,
     rbac: list[Any],
     tmp_path: pathlib.Path,
+    harness: operators.Harness,
 ) -> None:
     namespace = k8s_namespace
     core = kubernetes.client.CoreV1Api(k8s_api)
@@ -154,41 +155,40 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "intruder"}})
     kubeconfig = _operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
 
-    with operators.Harness(k8s_cluster, namespace, tmp_path) as harness:
-        operator = harness.start_operator(
-            kubeconfig=kubeconfig,
-            shared_token=False,
-            args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"),
-        )
-        apps = kubernetes.client.AppsV1Api(k8s_api)
-        apps.create_namespaced_deployment(namespace, _worker_deployment(harness.url))
+    operator = harness.start_operator(
+        kubeconfig=kubeconfig,
+        shared_token=False,
+        args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"),
+    )
+    apps = kubernetes.client.AppsV1Api(k8s_api)
+    apps.create_namespaced_deployment(namespace, _worker_deployment(harness.url))
 
-        def tokens(account: str, audience: str) -> str:
-            request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
-            return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
+    def tokens(account: str, audience: str) -> str:
+        request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
+        return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
 
-        assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 200
-        assert _status(harness.port, tokens(WORKER_ACCOUNT, "someone-else")) == 401
-        assert _status(harness.port, tokens("intruder", AUDIENCE)) == 401
+    assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 200
+    assert _status(harness.port, tokens(WORKER_ACCOUNT, "someone-else")) == 401
+    assert _status(harness.port, tokens("intruder", AUDIENCE)) == 401
 
-        pods = waiting.wait_for(
-            lambda: (
-                (found := core.list_namespaced_pod(namespace, label_selector="app=workers").items)
-                and len(found) == 2
-                and all(p.status.phase == "Running" for p in found)
-                and found
-            ),
-            timeout=60,
-            what="two running worker pods",
-        )
-        names = {pod.metadata.name for pod in pods}
+    pods = waiting.wait_for(
+        lambda: (
+            (found := core.list_namespaced_pod(namespace, label_selector="app=workers").items)
+            and len(found) == 2
+            and all(p.status.phase == "Running" for p in found)
+            and found
+        ),
+        timeout=60,
+        what="two running worker pods",
+    )
+    names = {pod.metadata.name for pod in pods}
 
-        k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(operators.REPO / "examples" / "fanout.yaml"))
-        routine = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
+    k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(operators.REPO / "examples" / "fanout.yaml"))
+    routine = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
 
-        status = routine["status"]
-        assert status["phase"] == "Succeeded", (status, [process_kubelet.logs(namespace, n)[-2000:] for n in names])
-        assert status["worker"] in names
-        assert status["subroutines"]["succeeded"] == 12
-        routines.wait_for_events(k8s_api, namespace, "yearly-report", "Queued", "Started", "Succeeded")
-        assert "Forbidden" not in operator.output()  # no request of the operator's (nor kopf's) was refused
+    status = routine["status"]
+    assert status["phase"] == "Succeeded", (status, [process_kubelet.logs(namespace, n)[-2000:] for n in names])
+    assert status["worker"] in names
+    assert status["subroutines"]["succeeded"] == 12
+    routines.wait_for_events(k8s_api, namespace, "yearly-report", "Queued", "Started", "Succeeded")
+    assert "Forbidden" not in operator.output()  # no request of the operator's (nor kopf's) was refused

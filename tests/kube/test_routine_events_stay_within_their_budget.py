@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.worker.fakes import eventually
+from tests import waiting
 from workpath_operator.kube import clients, recording
 
 REF = recording.ObjectRef("workpath.dev/v1alpha1", "Routine", "jobs", "october-report", "uid-1")
@@ -28,7 +28,7 @@ async def test_events_are_posted_about_the_routine() -> None:
     recorder.start()
     try:
         recorder.record(REF, type="Normal", reason="Started", message="attempt 1 started on worker-7")
-        await eventually(lambda: len(api.events) == 1)
+        await waiting.eventually(lambda: len(api.events) == 1)
     finally:
         await recorder.close()
     (event,) = api.events
@@ -50,7 +50,7 @@ async def test_a_flood_of_events_is_cut_to_the_burst() -> None:
     try:
         for n in range(100):
             recorder.record(REF, type="Normal", reason="Queued", message=str(n))
-        await eventually(lambda: len(api.events) == 5)
+        await waiting.eventually(lambda: len(api.events) == 5)
     finally:
         await recorder.close()
     assert recorder.dropped == 95
@@ -70,6 +70,6 @@ async def test_no_events_at_a_zero_rate_and_failures_are_counted() -> None:
     refused.start()
     try:
         refused.record(REF, type="Warning", reason="Failed", message="")
-        await eventually(lambda: refused.failed == 1)
+        await waiting.eventually(lambda: refused.failed == 1)
     finally:
         await refused.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.fakes import eventually
+from tests import waiting
 from workpath import directives
 from workpath_operator.kube import clients, resources, routine_store, settings
 from workpath_operator.service import runs
@@ -103,7 +103,7 @@ async def test_a_burst_of_changes_is_one_status_write(api: FakeApi, store: routi
     run.phase, run.attempt, run.worker = runs.Phase.RUNNING, 1, directives.WorkerID("w")
     store.run_changed(run)
 
-    await eventually(lambda: api.calls)
+    await waiting.eventually(lambda: api.calls)
     await asyncio.sleep(0.05)
     assert api.calls == [("status", "report")]
     assert body["status"]["phase"] == "Running"
@@ -130,7 +130,7 @@ async def test_a_sub_routine_gets_a_routine_owned_by_its_parent_before_its_statu
     store.run_changed(child)
 
     name = resources.child_name("report", child.run_id)
-    await eventually(lambda: ("status", name) in api.calls)
+    await waiting.eventually(lambda: ("status", name) in api.calls)
     assert api.calls.index(("create", name)) < api.calls.index(("status", name))
     created = api.routines["jobs", name]
     assert created["metadata"]["ownerReferences"][0]["uid"] == parent_body["metadata"]["uid"]
@@ -143,7 +143,7 @@ async def test_a_routine_found_gone_cancels_its_run(api: FakeApi, store: routine
     del api.routines["jobs", "report"]  # deleted before the operator wrote anything
     run = submitted(store, body)
 
-    await eventually(lambda: store.vanished)  # type: ignore[attr-defined]
+    await waiting.eventually(lambda: store.vanished)  # type: ignore[attr-defined]
     assert store.vanished == [(run.run_id, "its Routine jobs/report is gone")]  # type: ignore[attr-defined]
     assert not store.knows(run.run_id)
 
@@ -153,7 +153,7 @@ async def test_a_failing_api_server_is_retried(api: FakeApi, store: routine_stor
     body = api.add("report", {"routineID": "reports.build"})
     submitted(store, body)
 
-    await eventually(lambda: "status" in body)
+    await waiting.eventually(lambda: "status" in body)
     assert api.calls == [("status", "report"), ("status", "report")]
 
 
@@ -162,11 +162,11 @@ async def test_a_finished_routine_is_written_once_more_then_deleted_after_its_tt
 ) -> None:
     body = api.add("report", {"routineID": "reports.build", "ttlSecondsAfterFinished": 0})
     run = submitted(store, body)
-    await eventually(lambda: "status" in body)
+    await waiting.eventually(lambda: "status" in body)
     run.phase, run.reason, run.completed_at = runs.Phase.SUCCEEDED, "Succeeded", directives.now()
     store.run_changed(run)
 
-    await eventually(lambda: ("delete", "report") in api.calls)
+    await waiting.eventually(lambda: ("delete", "report") in api.calls)
     assert [call for call in api.calls if call[0] == "status"] == [("status", "report")] * 2
     assert not store.knows(run.run_id)
 
@@ -191,7 +191,7 @@ async def test_loading_restores_runs_and_fails_a_routine_that_cannot_run(api: Fa
             runs.Phase.RUNNING,
             "w",
         )
-        await eventually(lambda: "status" in invalid)
+        await waiting.eventually(lambda: "status" in invalid)
         assert invalid["status"]["phase"] == "Failed"
         assert invalid["status"]["error"]["type"] == "InvalidRoutineError"
     finally:

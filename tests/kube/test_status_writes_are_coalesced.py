@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
-from tests.worker.fakes import eventually
+from tests import waiting
 from workpath_operator.kube import coalescing
 
 
@@ -49,7 +49,7 @@ async def test_a_change_while_writing_is_written_once_more_after() -> None:
     queue.start()
     try:
         queue.add("routine-a")
-        await eventually(lambda: "routine-a" in recorder.active)
+        await waiting.eventually(lambda: "routine-a" in recorder.active)
         for _ in range(10):
             queue.add("routine-a")  # changed again while its first write is in flight
         assert queue.is_pending("routine-a")
@@ -69,7 +69,7 @@ async def test_at_most_workers_keys_are_processed_at_once() -> None:
     try:
         for n in range(10):
             queue.add(f"routine-{n}")
-        await eventually(lambda: len(recorder.active) == 3)
+        await waiting.eventually(lambda: len(recorder.active) == 3)
         await asyncio.sleep(0.01)
         assert len(recorder.active) == 3
         recorder.release.set()

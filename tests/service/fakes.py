@@ -12,6 +12,7 @@ from typing import cast
 
 from aiohttp import web
 
+from tests import waiting
 from workpath import directives
 from workpath_operator.service import aiotasks, dispatching, reporting, runs, sessions
 
@@ -70,6 +71,17 @@ class FakeWorkers:
 
     async def starts(self, session: sessions.WorkerSession) -> list[directives.StartRoutine]:
         return [p for p in await self.sent(session) if isinstance(p, directives.StartRoutine)]
+
+    async def next_starts(self, session: sessions.WorkerSession) -> list[directives.StartRoutine]:
+        """The runs the worker is sent next, once there are some (after a retry's backoff, a restart's settling)."""
+        socket = self._sockets[session.worker_id]
+
+        def sent_a_start() -> bool:
+            payloads = map(directives.decode_from_service, socket.frames)
+            return any(isinstance(payload, directives.StartRoutine) for payload in payloads)
+
+        await waiting.eventually(sent_a_start, what=f"a run to be sent to {session.worker_id}")
+        return await self.starts(session)
 
     def complete(self, session: sessions.WorkerSession, start: directives.StartRoutine) -> None:
         """The worker starts and completes the attempt, with its params as the result."""

@@ -136,9 +136,7 @@ async def test_a_retryable_failure_is_retried_as_a_new_attempt(
         worker, directives.RoutineFailed(run_id=run.run_id, attempt=1, error=error, completed_at=directives.now())
     )
     assert run.phase is runs.Phase.PENDING and run.reason == runs.Reason.RETRYING
-    async with asyncio.timeout(2):
-        while not (retry := await workers.starts(worker)):
-            await asyncio.sleep(0.005)
+    retry = await workers.next_starts(worker)
     assert retry[0].attempt == 2
     workers.reports.failed(
         worker, directives.RoutineFailed(run_id=run.run_id, attempt=2, error=error, completed_at=directives.now())
@@ -230,9 +228,7 @@ async def test_restored_runs_are_dispatched_once_their_workers_had_a_chance_to_r
         dispatcher.restore([pending])
         worker = workers.attach("fresh", slots=1)
         assert worker.runs == {}  # not at once: the worker that may hold it had no chance to reconnect yet
-        async with asyncio.timeout(2):
-            while not (dispatched := await workers.starts(worker)):
-                await asyncio.sleep(0.005)
+        dispatched = await workers.next_starts(worker)
         assert dispatched[0].run_id == pending.run_id and dispatched[0].attempt == 1
     finally:
         await workers.close()

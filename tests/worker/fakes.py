@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -19,16 +19,6 @@ from workpath import directives, settings, working
 
 TOKEN = "unit-test-token"
 TIMEOUT = 5.0
-
-
-async def eventually(condition: Callable[[], object], *, timeout: float = TIMEOUT, what: str = "condition") -> None:
-    """Wait until ``condition()`` is true; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 class FakeConnection:

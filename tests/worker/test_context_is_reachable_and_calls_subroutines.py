@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import workpath
+from tests import waiting
 from workpath import contexts, directives, errors, jobs
 
 
@@ -111,12 +112,12 @@ async def test_a_sync_routine_finds_its_context_in_its_thread() -> None:
 async def test_call_sends_a_request_and_returns_the_result() -> None:
     channel = FakeChannel()
     ctx = make_context(channel)
-    waiting = asyncio.ensure_future(ctx.call("reports.part", month="2026-10"))
+    pending = asyncio.ensure_future(ctx.call("reports.part", month="2026-10"))
     await asyncio.sleep(0)
     (call, params, timeout, pool), *_ = channel.calls
     assert (call.routine_id, params, timeout, pool) == ("reports.part", {"month": "2026-10"}, None, None)
     call.future.set_result({"rows": 3})
-    assert await waiting == {"rows": 3}
+    assert await pending == {"rows": 3}
     assert channel.forgotten == [call]
     assert ctx.subroutines == (call,)
 
@@ -127,18 +128,18 @@ async def test_call_with_passes_options_and_accepts_a_definition() -> None:
 
     channel = FakeChannel()
     ctx = make_context(channel)
-    waiting = asyncio.ensure_future(ctx.call_with(part, {"n": 1}, timeout_seconds=5.0, pool="big"))
+    pending = asyncio.ensure_future(ctx.call_with(part, {"n": 1}, timeout_seconds=5.0, pool="big"))
     await asyncio.sleep(0)
     call, params, timeout, pool = channel.calls[0]
     assert (call.routine_id, params, timeout, pool) == ("reports.part", {"n": 1}, 5.0, "big")
     call.future.set_result(None)
-    await waiting
+    await pending
 
 
 async def test_a_failed_subroutine_raises_with_the_remote_error() -> None:
     channel = FakeChannel()
     ctx = make_context(channel)
-    waiting = asyncio.ensure_future(ctx.call("reports.part"))
+    pending = asyncio.ensure_future(ctx.call("reports.part"))
     await asyncio.sleep(0)
     channel.calls[0][0].future.set_exception(
         errors.RoutineFailedError("reports.part", type="ValueError", message="bad month", retryable=False)
@@ -146,7 +147,7 @@ async def test_a_failed_subroutine_raises_with_the_remote_error() -> None:
     with pytest.raises(
         errors.RoutineFailedError, match=re.escape("sub-routine 'reports.part' failed: ValueError: bad month")
     ):
-        await waiting
+        await pending
 
 
 async def test_call_refuses_a_bad_routine_id() -> None:
@@ -192,8 +193,7 @@ async def test_call_sync_blocks_a_thread_and_refuses_the_loop() -> None:
         ctx.call_sync("reports.part")
 
     result = asyncio.get_running_loop().run_in_executor(None, lambda: ctx.call_sync("reports.part", n=1))
-    while not channel.calls:
-        await asyncio.sleep(0.001)
+    await waiting.eventually(lambda: channel.calls, what="the call from the routine's thread")
     channel.calls[0][0].future.set_result("from the child")
     assert await result == "from the child"
 
@@ -205,13 +205,13 @@ async def test_cancelling_the_run_cancels_its_pending_calls() -> None:
     channel = FakeChannel()
     ctx = make_context(channel)
     job = jobs.Job(run_id=ctx.run_id, attempt=ctx.attempt, task=jobs.Task(routine, ctx))
-    waiting = asyncio.ensure_future(ctx.call("reports.part"))
+    pending = asyncio.ensure_future(ctx.call("reports.part"))
     await asyncio.sleep(0)
     assert job.cancel("the run was deleted")  # how the runtime cancels a run: through its job
     assert ctx.cancelled
     assert channel.calls[0][0].future.cancelled()
     with pytest.raises(asyncio.CancelledError):
-        await waiting
+        await pending
 
 
 async def test_log_writes_locally_and_sends_from_any_thread(caplog: pytest.LogCaptureFixture) -> None:

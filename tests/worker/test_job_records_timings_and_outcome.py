@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import workpath
-from tests.worker import fakes
+from tests import waiting
 from workpath import contexts, directives, jobs
 
 
@@ -118,7 +118,7 @@ async def test_a_user_timeout_is_not_mistaken_for_the_deadline(executor: concurr
 async def test_cancel_stops_an_async_routine(executor: concurrent.futures.Executor) -> None:
     job = make_job(sleep, seconds=30)
     job.runner = asyncio.create_task(job.run(executor))
-    await fakes.eventually(lambda: job.started is not None, what="the job to start")
+    await waiting.eventually(lambda: job.started is not None, what="the job to start")
     assert job.cancel("user asked")
     await asyncio.wait_for(job.runner, 5)
     assert job.cancel_reason == "user asked"
@@ -137,7 +137,7 @@ async def test_cancel_of_a_sync_routine_marks_it_and_stops_waiting(executor: con
 
     job = make_job(blocking)
     job.runner = asyncio.create_task(job.run(executor))
-    await fakes.eventually(lambda: job.thread is not None, what="the routine's thread to start")
+    await waiting.eventually(lambda: job.thread is not None, what="the routine's thread to start")
     job.cancel("user asked")
     await asyncio.wait_for(job.runner, 5)
     assert job.task.context.cancelled
@@ -150,7 +150,7 @@ async def test_cancel_of_a_sync_routine_marks_it_and_stops_waiting(executor: con
 async def test_a_cancellation_from_elsewhere_propagates(executor: concurrent.futures.Executor) -> None:
     job = make_job(sleep, seconds=30)
     runner = asyncio.create_task(job.run(executor))
-    await fakes.eventually(lambda: job.started is not None, what="the job to start")
+    await waiting.eventually(lambda: job.started is not None, what="the job to start")
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import workpath
+from tests import waiting
 from tests.worker import fakes
 from workpath import connecting, directives, working
 
@@ -106,8 +107,8 @@ async def test_a_result_finished_while_disconnected_is_sent_after_reconnect() ->
             await first.pulse()
             service.refuse_with = 503
             await first.close()
-            await fakes.eventually(lambda: not worker.running, what="the run to finish while disconnected")
-            await fakes.eventually(lambda: service.attempts >= 3, what="a few refused reconnects")
+            await waiting.eventually(lambda: not worker.running, what="the run to finish while disconnected")
+            await waiting.eventually(lambda: service.attempts >= 3, what="a few refused reconnects")
             service.refuse_with = None
 
             second = await service.next_connection()

@@ -10,6 +10,7 @@ import re
 import pytest
 
 import workpath
+from tests import waiting
 from tests.worker import fakes
 from workpath import connecting, directives, working
 
@@ -58,7 +59,7 @@ async def test_a_service_that_is_down_is_retried_with_backoff(caplog: pytest.Log
     try:
         worker = working.Worker(fakes.worker_settings(service), [noop])
         async with fakes.running(worker):
-            await fakes.eventually(lambda: "(attempt 3)" in caplog.text, what="three failed attempts")
+            await waiting.eventually(lambda: "(attempt 3)" in caplog.text, what="three failed attempts")
             await service.start(port)
             connection = await service.next_connection()
             await connection.expect(directives.Ready)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import workpath
+from tests import waiting
 from tests.worker import fakes
 from workpath import directives, working
 
@@ -74,7 +75,7 @@ async def test_a_drain_while_disconnected_exits_without_waiting() -> None:
         service.refuse_with = 503
         worker = working.Worker(fakes.worker_settings(service, confirm_timeout=30), [sleep])
         async with fakes.running(worker) as task:
-            await fakes.eventually(lambda: service.attempts >= 2, what="a refused connection")
+            await waiting.eventually(lambda: service.attempts >= 2, what="a refused connection")
             worker.drain()
             assert await asyncio.wait_for(task, fakes.TIMEOUT) == 0
 
