@@ -17,7 +17,7 @@ import dataclasses
 import datetime
 import logging
 import traceback
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from workpath import directives, errors, routines
@@ -108,6 +108,7 @@ class Context:
         "_log",
         "attempt",
         "deadline",
+        "log_level",
         "params",
         "parent_run_id",
         "routine_id",
@@ -132,6 +133,10 @@ class Context:
     parent_run_id: directives.RunID | None
     """The run that requested this one as a sub-routine, if any."""
 
+    log_level: int | None
+    """The lowest level of the ``ctx.log`` lines sent to the channel; if None, those the
+    ``workpath.routine`` logger is enabled for (a worker's ``--log-level``)."""
+
     def __init__(
         self,
         *,
@@ -143,6 +148,7 @@ class Context:
         worker_id: directives.WorkerID,
         deadline: datetime.datetime | None = None,
         parent_run_id: directives.RunID | None = None,
+        log_level: int | None = None,
     ) -> None:
         self._channel = channel
         self.run_id = run_id
@@ -152,6 +158,7 @@ class Context:
         self.worker_id = worker_id
         self.deadline = deadline
         self.parent_run_id = parent_run_id
+        self.log_level = log_level
         self._log: RoutineLogger | None = None
         self._calls: list[SubroutineCall] | None = None
         self._cancelled = False
@@ -255,7 +262,9 @@ class Context:
     async def gather(self, *awaitables: Awaitable[T]) -> list[T]:
         """Wait for all ``awaitables`` and return their results in order, like ``asyncio.gather``.
 
-        On the first failure, the others are cancelled and that failure is raised.
+        On the first failure, the others are cancelled and that failure is raised; when
+        several fail at once, the one passed first. The failures not raised are retrieved
+        here, so asyncio does not log them as "never retrieved".
         """
         if not awaitables:
             return []
@@ -264,9 +273,8 @@ class Context:
             pending: set[asyncio.Future[T]] = set(futures)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-                for future in done:
-                    if not future.cancelled() and (failure := future.exception()) is not None:
-                        raise failure
+                if (failure := _first_failure(future for future in futures if future in done)) is not None:
+                    raise failure
             return [future.result() for future in futures]
         finally:
             unfinished = [future for future in futures if not future.done()]
@@ -274,6 +282,7 @@ class Context:
                 future.cancel()
             if unfinished:
                 await asyncio.wait(unfinished)
+            _first_failure(futures)  # retrieves every failure, raised or not
 
     # ---------------------------------------------------------------- for the runtime
 
@@ -287,6 +296,12 @@ class Context:
         for call in self._calls or ():
             if not call.future.done():
                 call.future.cancel()
+
+
+def _first_failure(futures: Iterable[asyncio.Future[Any]]) -> BaseException | None:
+    """The exception of the first failed future among ``futures``; every one's is retrieved on the way."""
+    failures = [future.exception() for future in futures if future.done() and not future.cancelled()]
+    return next((failure for failure in failures if failure is not None), None)
 
 
 async def _awaited[V](awaitable: Awaitable[V]) -> V:
@@ -312,8 +327,10 @@ class RoutineLogger:
     """A run's logger: lines go to the local ``workpath.routine`` logger and to the service.
 
     A line is sent to the service when that local logger is enabled for its level,
-    so the worker's ``--log-level`` decides both. Fields must be JSON-serialisable;
-    others are sent as their ``repr``.
+    so the worker's ``--log-level`` decides both, unless the context has its own
+    ``log_level`` for what it sends (:mod:`workpath.testing` captures lines that way,
+    without touching the process's logging). Fields must be JSON-serialisable; others
+    are sent as their ``repr``.
     """
 
     __slots__ = ("_context",)
@@ -343,23 +360,26 @@ class RoutineLogger:
 
     def _log(self, level: directives.LogLevel, message: str, fields: dict[str, Any]) -> None:
         number = _LEVELS[level]
-        if not logger.isEnabledFor(number):
-            return
         ctx = self._context
-        logger.log(
-            number,
-            "[%s run=%s] %s%s",
-            ctx.routine_id,
-            ctx.run_id,
-            message,
-            "".join(f" {key}={value!r}" for key, value in fields.items()),
-        )
-        entry = directives.Log(
-            run_id=ctx.run_id, level=level, message=str(message), time=directives.now(), fields=fields
-        )
-        try:
-            frame = directives.encode(entry)
-        except ValueError:  # pydantic's serialisation error: a field is not JSON
-            entry = entry.model_copy(update={"fields": {k: repr(v) for k, v in fields.items()}})
-            frame = directives.encode(entry)
-        ctx._channel.send_log(ctx.run_id, frame)
+        local = logger.isEnabledFor(number)
+        if local:
+            logger.log(
+                number,
+                "[%s run=%s] %s%s",
+                ctx.routine_id,
+                ctx.run_id,
+                message,
+                "".join(f" {key}={value!r}" for key, value in fields.items()),
+            )
+        sent = local if ctx.log_level is None else number >= ctx.log_level
+        if sent:
+            ctx._channel.send_log(ctx.run_id, _log_frame(ctx.run_id, level, message, fields))
+
+
+def _log_frame(run_id: directives.RunID, level: directives.LogLevel, message: str, fields: dict[str, Any]) -> str:
+    """The encoded ``v1.log`` entry of a line; fields that are not JSON are sent as their ``repr``."""
+    entry = directives.Log(run_id=run_id, level=level, message=str(message), time=directives.now(), fields=fields)
+    try:
+        return directives.encode(entry)
+    except ValueError:  # pydantic's serialisation error: a field is not JSON
+        return directives.encode(entry.model_copy(update={"fields": {k: repr(v) for k, v in fields.items()}}))

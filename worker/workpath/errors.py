@@ -10,6 +10,7 @@ types that usually mean "try again" (see :func:`is_retryable`).
 from __future__ import annotations
 
 import asyncio
+import math
 
 
 class WorkpathError(Exception):
@@ -61,16 +62,36 @@ class AuthenticationError(WorkpathError):
 class TemporaryError(WorkpathError):
     """A failure worth retrying: the run is retried while its retry limit allows.
 
-    ``delay`` (seconds), when given, overrides the Routine's backoff for this retry.
+    ``delay`` (seconds), when given, overrides the Routine's backoff for this retry; it
+    is checked here, where the routine raises it, so that a bad one fails the run with
+    a clear ``ValueError`` instead of a report the service cannot accept.
     """
 
     def __init__(self, message: str, *, delay: float | None = None) -> None:
+        if delay is not None and not _is_delay(delay):
+            raise ValueError(
+                f"TemporaryError delay must be a finite number of seconds >= 0 or None, got {delay!r}; "
+                f"pass delay=0 to retry at once, or leave it out to use the Routine's backoff"
+            )
         super().__init__(message)
         self.delay = delay
 
 
+def _is_delay(value: object) -> bool:
+    """Whether ``value`` is a number of seconds to wait: finite and not negative (a bool is no number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 class PermanentError(WorkpathError):
     """A failure that no retry will fix: the run fails at once."""
+
+
+class ReportError(WorkpathError):
+    """The worker could not build the final report of a run; the run fails with this instead, not retried.
+
+    The last resort that keeps a run from staying running forever: e.g. a routine's
+    exception whose ``str()`` fails, or an error report over the frame limit.
+    """
 
 
 class RoutineFailedError(WorkpathError):
@@ -89,6 +110,11 @@ _RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (
     ConnectionError,
     asyncio.TimeoutError,
 )
+
+
+def is_deliberate(exc: BaseException) -> bool:
+    """Whether a failure was raised on purpose (a workpath error, or a timeout): it needs no traceback."""
+    return isinstance(exc, WorkpathError | TimeoutError)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -20,7 +20,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from workpath import contexts, directives, errors, jobs, routines
+from workpath import contexts, directives, errors, jobs, reporting, routines
 from workpath.testing import runs
 
 WORKER_ID: Final = "test-worker"
@@ -48,10 +48,12 @@ class RoutineEnvironment:
     :class:`~workpath.errors.RoutineFailedError` with the exception's type, message
     and retry intent, as a sub-routine that failed on a worker does.
 
-    ``ctx.log`` lines at ``log_level`` and above are captured: while runs go, the
-    ``workpath.routine`` logger is set to that level (as ``--log-level`` does on a
-    worker) and restored afterwards. Plain ``def`` routines run in a pool of
-    ``threads`` threads per top-level run; ``ctx.worker_id`` is ``worker_id``.
+    ``ctx.log`` lines at ``log_level`` and above are captured (as ``--log-level``
+    decides what a worker sends), whatever the process's logging configuration,
+    which is left alone: the lines reach the local ``workpath.routine`` logger as
+    its level allows (pytest's ``caplog.set_level`` lowers it). Plain ``def``
+    routines run in a pool of ``threads`` threads per top-level run;
+    ``ctx.worker_id`` is ``worker_id``.
     """
 
     def __init__(
@@ -73,8 +75,6 @@ class RoutineEnvironment:
         self._stubs: dict[directives.RoutineID, Definition] = {}
         self._requests: list[runs.SubroutineRequest] = []
         self._numbers = itertools.count(1)
-        self._holds = 0
-        self._saved_level = logging.NOTSET
         for routine_id, answer in (stubs or {}).items():
             self.stub(routine_id, answer)
 
@@ -162,23 +162,8 @@ class RoutineEnvironment:
     def _new_request_id(self) -> directives.RequestID:
         return directives.RequestID(f"test-request-{next(self._numbers)}")
 
-    def _not_found(self, routine_id: str) -> str:
-        known = ", ".join(sorted({*self.definitions, *self._stubs})) or "none"
-        return f"routine {routine_id!r} is not loaded on worker {self.worker_id} (it has: {known})"
-
-    def _hold_logging(self) -> None:
-        """Let ``ctx.log`` lines at ``log_level`` through while runs go: a context only sends those."""
-        if self._holds == 0:
-            self._saved_level = contexts.logger.level
-            wanted = logging.getLevelNamesMapping()[self.log_level.upper()]
-            if contexts.logger.getEffectiveLevel() > wanted:
-                contexts.logger.setLevel(wanted)
-        self._holds += 1
-
-    def _release_logging(self) -> None:
-        self._holds -= 1
-        if self._holds == 0:
-            contexts.logger.setLevel(self._saved_level)
+    def _loaded(self) -> set[directives.RoutineID]:
+        return {*self.definitions, *self._stubs}
 
 
 class _Session:
@@ -192,7 +177,7 @@ class _Session:
         self._children: dict[directives.RequestID, runs.RunHandle] = {}
         self._runners: set[asyncio.Task[None]] = set()
         self._top: runs.RunHandle | None = None
-        env._hold_logging()
+        self._log_level = logging.getLevelNamesMapping()[env.log_level.upper()]
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -204,7 +189,9 @@ class _Session:
         if self._top is None:
             self._top = handle
         if definition is None:
-            message = self._env._not_found(start.routine_id)
+            message = reporting.not_found_message(
+                start.routine_id, worker_id=self._env.worker_id, known=self._env._loaded()
+            )
             return self._refuse(handle, directives.ErrorType.ROUTINE_NOT_FOUND, errors.RoutineNotFoundError(message))
         try:
             definition.check_params(start.params)
@@ -219,6 +206,7 @@ class _Session:
             worker_id=self._env.worker_id,
             deadline=start.deadline,
             parent_run_id=start.parent_run_id,
+            log_level=self._log_level,
         )
         job = handle.job = jobs.Job(run_id=start.run_id, attempt=start.attempt, task=jobs.Task(definition, context))
         self._handles[start.run_id] = handle
@@ -230,9 +218,10 @@ class _Session:
             runner.add_done_callback(self._runners.discard)
         return handle
 
-    def _refuse(self, handle: runs.RunHandle, kind: str, exception: errors.WorkpathError) -> runs.RunHandle:
-        info = directives.ErrorInfo(type=kind, message=str(exception), retryable=False)
-        handle.finish(handle.ended(result=None, error=info, exception=exception))
+    def _refuse(
+        self, handle: runs.RunHandle, kind: directives.ErrorType, exception: errors.WorkpathError
+    ) -> runs.RunHandle:
+        handle.finish(handle.ended(result=None, error=reporting.refusal(kind, exception), exception=exception))
         if handle is self._top:
             self._close()
         return handle
@@ -251,40 +240,31 @@ class _Session:
         handle.finish(outcome)
 
     def _conclude(self, handle: runs.RunHandle, job: jobs.Job) -> runs.Outcome:
-        """The outcome a worker reports for a finished job."""
+        """The outcome a worker reports for a finished job; if it cannot say, the run fails as it would there."""
+        try:
+            return self._outcome(handle, job)
+        except Exception as exc:  # a run must never be left without an outcome
+            return handle.ended(result=None, error=reporting.unreportable(exc), exception=exc)
+
+    def _outcome(self, handle: runs.RunHandle, job: jobs.Job) -> runs.Outcome:
         task = job.task
         if job.cancel_reason is not None:
             info = directives.ErrorInfo(type=directives.ErrorType.CANCELLED, message=job.cancel_reason)
             return handle.ended(result=None, error=info, exception=None)
         if task.error is not None:
-            info = runs.error_info(task.error)
-            if not isinstance(task.error, errors.WorkpathError | TimeoutError):  # not raised on purpose
-                handle.logs.append(runs.traceback_line(task.error, info))
+            info = reporting.error_info(task.error)
+            if not errors.is_deliberate(task.error):
+                handle.logs.append(runs.log_line(reporting.traceback_log(job.id, task.error, info=info)))
             return handle.ended(result=None, error=info, exception=task.error)
         report = directives.RoutineCompleted(run_id=job.id, result=task.result, completed_at=directives.now())
         try:
-            frame = directives.encode(report)
-        except ValueError as exc:  # pydantic's serialisation error: the result is not JSON
-            return self._bad_result(handle, task.result, f"is not JSON-serialisable: {exc}")
-        size = len(frame.encode())
-        if size > self._env.max_message_size:
-            problem = (
-                f"is too large: {size} bytes encoded, over {self._env.max_message_size} "
-                f"(WORKPATH_MAX_MESSAGE_SIZE); store large data elsewhere and return a reference"
-            )
-            return self._bad_result(handle, task.result, problem)
+            frame = reporting.result_frame(report, routine_id=handle.routine_id, limit=self._env.max_message_size)
+        except errors.InvalidResultError as exc:
+            info = reporting.refusal(directives.ErrorType.INVALID_RESULT, exc)
+            return handle.ended(result=None, error=info, exception=exc)
         received = directives.decode_from_service(frame)
         assert isinstance(received, directives.RoutineCompleted)
         return handle.ended(result=received.result, error=None, exception=None)
-
-    def _bad_result(self, handle: runs.RunHandle, result: object, problem: str) -> runs.Outcome:
-        kind = type(result)
-        message = (
-            f"routine {handle.routine_id!r} returned a {kind.__module__}.{kind.__qualname__} that {problem}; "
-            f"return JSON data (dict, list, str, int, float, bool, None), a dataclass or a pydantic model"
-        )
-        info = directives.ErrorInfo(type=directives.ErrorType.INVALID_RESULT, message=message, retryable=False)
-        return handle.ended(result=None, error=info, exception=errors.InvalidResultError(message))
 
     async def _wind_down(self) -> None:
         """Cancel the sub-runs nobody waits for any more, wait until they stop, then let the threads go."""
@@ -298,7 +278,6 @@ class _Session:
 
     def _close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)  # a thread still running cannot be stopped
-        self._env._release_logging()
 
     # ------------------------------------------------------------ the Channel
 
@@ -361,7 +340,7 @@ class _Session:
             return  # a worker drops the lines of a run that no longer runs
         entry = directives.decode_from_worker(frame)
         assert isinstance(entry, directives.Log)
-        handle.logs.append(runs.LogLine(entry.level, entry.message, entry.fields, entry.time))
+        handle.logs.append(runs.log_line(entry))
 
 
 def _answer(call: contexts.SubroutineCall, outcome: runs.Outcome) -> None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from workpath import directives, errors, jobs
 
 CANCELLED_BY_TEST: Final = "cancelled by the test"
-MAX_ERROR_MESSAGE: Final = 8192
-"""A worker truncates longer error messages."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,18 +176,6 @@ class RunHandle:
         self._done.add_done_callback(lambda done: None if done.cancelled() else callback(done.result()))
 
 
-def error_info(error: BaseException) -> directives.ErrorInfo:
-    """A routine's failure as a worker reports it: its class name, message and retry intent."""
-    message = str(error) or repr(error)
-    if len(message) > MAX_ERROR_MESSAGE:
-        message = message[:MAX_ERROR_MESSAGE] + "... (truncated)"
-    delay = error.delay if isinstance(error, errors.TemporaryError) else None
-    return directives.ErrorInfo(
-        type=type(error).__name__, message=message, retryable=errors.is_retryable(error), delay=delay
-    )
-
-
-def traceback_line(error: BaseException, info: directives.ErrorInfo) -> LogLine:
-    """The log line a worker adds for a failure not raised on purpose (not a ``WorkpathError``)."""
-    trace = "".join(traceback.format_exception(error))
-    return LogLine("error", f"{info.type}: {info.message}", {"traceback": trace}, directives.now())
+def log_line(entry: directives.Log) -> LogLine:
+    """A ``v1.log`` entry as a test sees it."""
+    return LogLine(entry.level, entry.message, entry.fields, entry.time)
