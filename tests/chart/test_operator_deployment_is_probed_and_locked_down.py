@@ -52,9 +52,25 @@ def test_operator_can_be_stopped_with_zero_replicas(render: Callable[..., render
 def test_operator_command_watches_the_namespaces_its_rbac_allows(
     render: Callable[..., rendering.Rendered], values: dict[str, Any], scope: list[str]
 ) -> None:
-    command = rendering.container(_operator(render(values)))["command"]
+    rendered = render(values)
+    command = rendering.container(_operator(rendered))["command"]
+    (service,) = rendered.of_kind("Service")
+    # Worker pods of WorkerPools reach the operator through its Service.
+    worker_url = (
+        f"ws://{service['metadata']['name']}.{rendering.NAMESPACE}.svc:{service['spec']['ports'][0]['port']}/v1/workers"
+    )
 
-    assert command == ["workpath", "operator", *scope, "--host", "0.0.0.0", "--port", str(rendering.DIRECTIVE_PORT)]
+    assert command == [
+        "workpath",
+        "operator",
+        *scope,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(rendering.DIRECTIVE_PORT),
+        "--worker-url",
+        worker_url,
+    ]
 
 
 def test_operator_extra_args_follow_the_command(render: Callable[..., rendering.Rendered]) -> None:

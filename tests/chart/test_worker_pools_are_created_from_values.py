@@ -67,9 +67,10 @@ def test_crd_schema_check_catches_a_bad_pool() -> None:
 @pytest.mark.parametrize(
     ("pools", "message"),
     [
-        ([{"routines": ["a.b"]}], "missing property 'name'"),
-        ([{"name": "p"}], "missing property 'routines'"),
-        ([{"name": "Bad_Name", "routines": ["a.b"]}], "/workerPools/0/name"),
+        ([{"modules": ["m"], "routines": ["a.b"]}], "missing property 'name'"),
+        ([{"name": "p", "modules": ["m"]}], "missing property 'routines'"),
+        ([{"name": "p", "routines": ["a.b"]}], "missing property 'modules'"),
+        ([{"name": "Bad_Name", "modules": ["m"], "routines": ["a.b"]}], "/workerPools/0/name"),
     ],
 )
 def test_bad_pools_are_refused(

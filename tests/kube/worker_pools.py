@@ -80,6 +80,12 @@ def deployment(client: kubernetes.client.ApiClient, namespace: str, pool: str) -
         raise
 
 
+def command(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> list[str]:
+    """The worker container's command in the pool's Deployment."""
+    found = deployment(client, namespace, pool)
+    return [] if found is None else list(found.spec.template.spec.containers[0].command)
+
+
 def replicas(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> int | None:
     found = deployment(client, namespace, pool)
     return None if found is None else int(found.spec.replicas or 0)

@@ -212,7 +212,9 @@ class PoolController:
             if pool.spec is None:
                 await self._write_status(key, pool, recommendation=None)
                 return
-            await self._ensure_deployment(key, pool, pool.spec)
+            if not await self._ensure_deployment(key, pool, pool.spec):
+                self._queue.add_later(key, 0.5)
+                return
             recommendation = await self._scale(key, pool, pool.spec)
             await self._write_status(key, pool, recommendation=recommendation)
         except clients.ApiError as exc:
@@ -221,22 +223,23 @@ class PoolController:
             logger.warning("WorkerPool %s/%s: %s; trying again", key[0], key[1], exc)
             self._queue.add_later(key, 1.0)
 
-    async def _ensure_deployment(self, key: Key, pool: _Pool, spec: pools.PoolSpec) -> None:
+    async def _ensure_deployment(self, key: Key, pool: _Pool, spec: pools.PoolSpec) -> bool:
+        """Create or re-apply the pool's Deployment; False if it exists but its watch event is still to come."""
         replicas = pool.replicas if pool.replicas is not None else spec.min_replicas
         rendered = pools.render_deployment(pool.body, spec=spec, connection=self._connection, replicas=replicas)
         live = pool.deployment
         path = _deployments(key[0])
         if live is None:
             try:
-                pool.deployment = await self._client.request("POST", path, body=rendered)
+                created = await self._client.request("POST", path, body=rendered)
             except clients.ApiError as exc:
                 if exc.status != 409:
                     raise
-                pool.deployment = await self._client.request("GET", f"{path}/{quote(rendered['metadata']['name'])}")
-            else:
-                logger.info("WorkerPool %s/%s: created Deployment %s", *key, rendered["metadata"]["name"])
-            pool.replicas = int(pool.deployment["spec"]["replicas"])
-            live = pool.deployment
+                # It exists and the watch has not brought it yet: it will, and that marks the pool again.
+                return False
+            logger.info("WorkerPool %s/%s: created Deployment %s", *key, rendered["metadata"]["name"])
+            pool.deployment = live = created
+            pool.replicas = int(created["spec"]["replicas"])
         rendered["spec"]["replicas"] = live["spec"].get("replicas", replicas)
         edited = pools.differences(rendered, live)
         if edited:
@@ -251,6 +254,7 @@ class PoolController:
             pool.deployment = await self._client.request(
                 "PATCH", f"{path}/{quote(rendered['metadata']['name'])}", body=patch, content_type=MERGE_PATCH
             )
+        return True
 
     async def _scale(self, key: Key, pool: _Pool, spec: pools.PoolSpec) -> scaling.Recommendation:
         limits = scaling.Limits(

@@ -1,0 +1,107 @@
+"""Least RBAC, proven both ways. The operator runs under its chart ServiceAccount with only the chart's rendered
+rules (namespaced) through the scenarios it exists for: Routines run (with sub-routines, and one deleted after its
+TTL) on the pods of a WorkerPool that the operator scales from zero and back, whose Deployment is deleted by hand
+and restored, and whose spec changes. The API server's audit log then says what the operator asked for: every
+request must be granted (a missing verb fails), and every granted permission must have been used (an unused grant
+fails)."""
+
+from __future__ import annotations
+
+import pathlib
+import secrets
+
+import kubernetes.client
+import pytest
+
+from tests.cluster import audit, controlplane, kubelet, waiting
+from tests.kube import operator_rbac, operators, routines, worker_pools
+
+WORKER_ACCOUNT = "workpath-worker"
+POOL = "reports"
+
+RARE_PATHS = {
+    audit.Permission("workpath.dev", "routines", "get"): (
+        "a child Routine whose create answers 409 (it was created before an operator restart) is read back"
+    ),
+}
+"""Permissions the chart grants for paths a scenario cannot reach on purpose, each with the reason."""
+
+
+def test_the_chart_grants_exactly_what_the_operator_uses(
+    k8s_cluster: controlplane.Cluster,
+    k8s_namespace: str,
+    k8s_api: kubernetes.client.ApiClient,
+    process_kubelet: kubelet.ProcessKubelet,
+    tmp_path: pathlib.Path,
+) -> None:
+    if k8s_cluster.binaries.helm is None:
+        pytest.skip("helm is not built: run `bash tests/cluster/build.sh`")
+    namespace = k8s_namespace
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    rendered = operator_rbac.render(
+        k8s_cluster.binaries.helm, tmp_path, release=f"wp-{secrets.token_hex(3)}", namespace=namespace
+    )
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(rendered)
+    k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(manifest))
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
+    kubeconfig = operator_rbac.operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
+    user = f"system:serviceaccount:{namespace}:{operator_rbac.OPERATOR_ACCOUNT}"
+    try:
+        with operators.Harness(k8s_cluster, namespace, tmp_path) as harness:
+            operator = harness.start_operator(
+                kubeconfig=kubeconfig,
+                shared_token=False,
+                args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}", "--worker-url", harness.url),
+            )
+            spec = worker_pools.pool_spec(
+                modules=["examples.reports", "tests.kube.workload"],
+                routines=["reports.*", "k8s.*"],
+                serviceAccountName=WORKER_ACCOUNT,
+                maxReplicas=2,
+                scaleDownDelaySeconds=1,
+            )
+            worker_pools.create(k8s_api, namespace, POOL, **spec)
+            k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(operators.REPO / "examples" / "fanout.yaml"))
+            routines.create(
+                k8s_api, namespace, "brief", routineID="k8s.sized", params={"size": 1}, ttlSecondsAfterFinished=0
+            )
+            done = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
+            assert done["status"]["phase"] == "Succeeded", done["status"]
+            routines.wait_until_gone(k8s_api, namespace, "brief")
+            worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 0, timeout=30)
+
+            kubernetes.client.AppsV1Api(k8s_api).delete_namespaced_deployment(f"{POOL}-workers", namespace)
+            waiting.wait_for(
+                lambda: worker_pools.deployment(k8s_api, namespace, POOL) is not None,
+                timeout=10,
+                what="the deleted Deployment to be created again",
+            )
+            worker_pools.patch(k8s_api, namespace, POOL, {"slots": 3})
+            waiting.wait_for(
+                lambda: (
+                    "3" in worker_pools.deployment(k8s_api, namespace, POOL).spec.template.spec.containers[0].command
+                ),
+                timeout=10,
+                what="the spec change to reach the Deployment",
+            )
+            assert "Forbidden" not in operator.output()
+    finally:
+        k8s_cluster.kubectl("-n", namespace, "delete", "-f", str(manifest), "--ignore-not-found", check=False)
+
+    granted = audit.granted(operator_rbac.rules(rendered))
+    used = waiting.wait_for(
+        lambda: (
+            (found := audit.used(k8s_cluster.audit_log, user=user, namespace=namespace))
+            and audit.Permission("apps", "deployments", "patch") in found
+            and found
+        ),
+        timeout=10,
+        what="the audit log to hold the operator's requests",
+    )
+    denied = audit.denied(k8s_cluster.audit_log, user=user)
+    assert not denied, f"the operator was refused: {denied}"
+    missing = sorted(used - granted)
+    assert not missing, f"the operator used permissions the chart does not grant: {[str(p) for p in missing]}"
+    unused = sorted(granted - used - set(RARE_PATHS))
+    assert not unused, f"the chart grants permissions nothing used: {[str(p) for p in unused]}"
