@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import workpath
-from tests.integration import fleets
+from tests.integration import fleets, submitting
 from workpath_operator.service import runs, serving
-
-FINISH_TIMEOUT = 20.0
 
 
 @workpath.routine("test.negative_delay")
@@ -26,13 +22,13 @@ async def unreportable_delay(ctx: workpath.Context) -> None:
 async def test_bad_retry_delays_fail_their_runs_instead_of_leaving_them_running(
     service: serving.DirectiveService, fleet: fleets.WorkerFleet
 ) -> None:
+    await fleet.start("w-1", modules=[__name__])
     retried = {"retries": {"limit": 3, "backoffSeconds": 0.05}}
     first, second = (
         service.dispatcher.submit(runs.RunSpec.model_validate({"routineID": routine_id, **retried}))
         for routine_id in ("test.negative_delay", "test.unreportable_delay")
     )
-    await fleet.spawn("w-1", modules=[__name__])  # the queued runs go to it once it connects
     for run, error_type in ((first, "ValueError"), (second, "ReportError")):
-        done = await asyncio.wait_for(service.dispatcher.wait_finished(run), FINISH_TIMEOUT)
+        done = await submitting.finished(service, run)
         assert done.phase is runs.Phase.FAILED and done.attempt == 1
         assert done.error is not None and (done.error.type, done.error.retryable) == (error_type, False)
