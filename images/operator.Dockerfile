@@ -1,15 +1,20 @@
 # syntax=docker/dockerfile:1
 # The workpath operator: kopf handlers and the directive service, `workpath operator ...`.
 # Build from the repository root:  docker build -f images/operator.Dockerfile -t workpath/operator:0.1.0 .
+# Dependencies are pinned by images/constraints.txt. Without an index (as the node test tier builds it, with buildah):
+#   --build-arg PIP_INSTALL_OPTIONS="--no-index --find-links images/wheels"   (wheels of those pins put there)
 
 FROM python:3.12-slim AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+ARG PIP_INSTALL_OPTIONS=""
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_CONSTRAINT=/src/images/constraints.txt
 RUN python -m venv /opt/workpath
 WORKDIR /src
+COPY images/constraints.txt images/
+COPY images/wheels/ images/wheels/
 COPY pyproject.toml README.md ./
 COPY worker/ worker/
 COPY operator/ operator/
-RUN /opt/workpath/bin/pip install '.[operator,speed]'
+RUN /opt/workpath/bin/pip install '.[operator,speed]' ${PIP_INSTALL_OPTIONS}
 
 FROM python:3.12-slim
 # Python writes nothing at run time: the root filesystem is read-only in the chart.

@@ -2,16 +2,21 @@
 # A workpath worker with the example routines: `workpath worker examples.reports`.
 # Build from the repository root:  docker build -f images/worker.Dockerfile -t workpath/worker:0.1.0 .
 # Your own worker image: FROM this one, COPY your modules into /app, run `workpath worker your.module`.
+# Dependencies are pinned by images/constraints.txt. Without an index (as the node test tier builds it, with buildah):
+#   --build-arg PIP_INSTALL_OPTIONS="--no-index --find-links images/wheels"   (wheels of those pins put there)
 
 FROM python:3.12-slim AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+ARG PIP_INSTALL_OPTIONS=""
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_CONSTRAINT=/src/images/constraints.txt
 RUN python -m venv /opt/workpath
 WORKDIR /src
+COPY images/constraints.txt images/worker_only.py images/
+COPY images/wheels/ images/wheels/
 COPY pyproject.toml README.md ./
 COPY worker/ worker/
-COPY operator/ operator/
-# The worker package only (no kopf, no Kubernetes client); uvloop when it installs.
-RUN /opt/workpath/bin/pip install '.[speed]'
+# The worker package only: no operator code, no kopf, no Kubernetes client, no `workpath operator` command.
+RUN python images/worker_only.py pyproject.toml \
+    && /opt/workpath/bin/pip install '.[speed]' ${PIP_INSTALL_OPTIONS}
 
 FROM python:3.12-slim
 ENV PATH=/opt/workpath/bin:$PATH \
