@@ -3,7 +3,10 @@ budget allows (a burst, then a rate); what is over it is dropped and counted, no
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from tests import waiting
 from workpath_operator.kube import clients, recording
@@ -55,6 +58,33 @@ async def test_a_flood_of_events_is_cut_to_the_burst() -> None:
         await recorder.close()
     assert recorder.dropped == 95
     assert [event["message"] for event in api.events] == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.looptime
+async def test_the_budget_refills_at_its_rate_up_to_the_burst() -> None:
+    api = FakeApi()
+    recorder = recording.EventRecorder(api, rate=1, burst=3)  # type: ignore[arg-type]
+    recorder.start()
+    try:
+        for n in range(5):
+            recorder.record(REF, type="Normal", reason="Queued", message=f"first {n}")
+        await waiting.eventually(lambda: len(api.events) == 3)
+        await asyncio.sleep(2)  # two more Events' worth of budget
+        for n in range(3):
+            recorder.record(REF, type="Normal", reason="Queued", message=f"after 2s {n}")
+        await waiting.eventually(lambda: len(api.events) == 5)
+        await asyncio.sleep(60)  # the budget never grows past the burst
+        for n in range(5):
+            recorder.record(REF, type="Normal", reason="Queued", message=f"after 60s {n}")
+        await waiting.eventually(lambda: len(api.events) == 8)
+    finally:
+        await recorder.close()
+    assert (recorder.posted, recorder.dropped) == (8, 2 + 1 + 2)
+    assert [event["message"] for event in api.events] == [
+        *(f"first {n}" for n in range(3)),
+        *(f"after 2s {n}" for n in range(2)),
+        *(f"after 60s {n}" for n in range(3)),
+    ]
 
 
 async def test_no_events_at_a_zero_rate_and_failures_are_counted() -> None:

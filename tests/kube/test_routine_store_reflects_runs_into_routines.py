@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -67,6 +68,9 @@ class FakeApi:
 
 SETTINGS = settings.OperatorSettings(namespaces=("jobs",), status_linger=0.0)
 
+# "Nothing more is written" and the retry of a failed write are waited for on the loop's fake clock.
+pytestmark = pytest.mark.looptime
+
 
 @pytest.fixture
 async def api() -> FakeApi:
@@ -74,14 +78,18 @@ async def api() -> FakeApi:
 
 
 @pytest.fixture
-async def store(api: FakeApi) -> Any:
-    vanished: list[tuple[str, str]] = []
+def vanished() -> list[tuple[str, str]]:
+    """(run ID, reason) of each run the store found without its Routine."""
+    return []
+
+
+@pytest.fixture
+async def store(api: FakeApi, vanished: list[tuple[str, str]]) -> AsyncIterator[routine_store.RoutineStore]:
     store = routine_store.RoutineStore(
         api,  # type: ignore[arg-type]
         settings=SETTINGS,
         on_vanished=lambda run_id, reason: vanished.append((run_id, reason)),
     )
-    store.vanished = vanished  # type: ignore[attr-defined]
     await store.start()
     yield store
     await store.close()
@@ -138,13 +146,15 @@ async def test_a_sub_routine_gets_a_routine_owned_by_its_parent_before_its_statu
     assert created["status"]["parentRunID"] == parent.run_id
 
 
-async def test_a_routine_found_gone_cancels_its_run(api: FakeApi, store: routine_store.RoutineStore) -> None:
+async def test_a_routine_found_gone_cancels_its_run(
+    api: FakeApi, store: routine_store.RoutineStore, vanished: list[tuple[str, str]]
+) -> None:
     body = api.add("report", {"routineID": "reports.build"})
     del api.routines["jobs", "report"]  # deleted before the operator wrote anything
     run = submitted(store, body)
 
-    await waiting.eventually(lambda: store.vanished)  # type: ignore[attr-defined]
-    assert store.vanished == [(run.run_id, "its Routine jobs/report is gone")]  # type: ignore[attr-defined]
+    await waiting.eventually(lambda: vanished)
+    assert vanished == [(run.run_id, "its Routine jobs/report is gone")]
     assert not store.knows(run.run_id)
 
 

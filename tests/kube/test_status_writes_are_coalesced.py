@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import collections
 
+import pytest
+
 from tests import waiting
 from workpath_operator.kube import coalescing
+
+# Linger and retry delays are the subject: they run on the loop's fake, fast-forwarded clock.
+pytestmark = pytest.mark.looptime
 
 
 class Recorder:
@@ -83,13 +88,16 @@ async def test_linger_lets_the_changes_right_after_the_first_join_it() -> None:
     recorder = Recorder()
     queue = coalescing.CoalescingQueue(recorder.process, workers=1, name="test", linger=0.5)
     queue.start()
+    loop = asyncio.get_running_loop()
     try:
+        added_at = loop.time()
         queue.add("routine-a")
         await asyncio.sleep(0.01)
         queue.add("routine-a")
         assert not recorder.calls
         assert await queue.join(2.0)
         assert recorder.calls == {"routine-a": 1}
+        assert loop.time() - added_at == pytest.approx(0.5, abs=1e-3)  # written once the linger is over
     finally:
         await queue.close()
 
@@ -98,11 +106,14 @@ async def test_a_retry_comes_after_its_delay_and_join_waits_for_it() -> None:
     recorder = Recorder()
     queue = coalescing.CoalescingQueue(recorder.process, workers=1, name="test")
     queue.start()
+    loop = asyncio.get_running_loop()
     try:
+        added_at = loop.time()
         queue.add_later("routine-a", 0.05)
         assert not await queue.join(0.01)
         assert await queue.join(2.0)
         assert recorder.calls == {"routine-a": 1}
+        assert loop.time() - added_at == pytest.approx(0.05, abs=1e-3)
     finally:
         await queue.close()
 

@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from workpath_operator.kube import clients, reviewing
 from workpath_operator.service import authenticating
 
@@ -54,6 +56,7 @@ async def test_a_reviewed_token_is_accepted_and_remembered() -> None:
     assert api.reviews == 1
 
 
+@pytest.mark.looptime
 async def test_concurrent_connections_with_one_token_share_one_review() -> None:
     api = FakeApi()
     api.delay = 0.05

@@ -101,3 +101,20 @@ class FakeWorkers:
 
     async def close(self) -> None:
         await aiotasks.cancel_and_wait(self._writers)
+
+
+def spec(routine: str = "a.b", **fields: object) -> runs.RunSpec:
+    """A run's spec as a Routine or the HTTP API would give it (camelCase ``fields``)."""
+    return runs.RunSpec.model_validate({"routineID": routine, **fields})
+
+
+def restored(phase: runs.Phase, *, worker: str | None, attempt: int) -> runs.Run:
+    """A run as a restarted service reads it back from its store."""
+    return runs.Run(
+        run_id=runs.new_run_id(),
+        spec=spec(),
+        created_at=directives.now(),
+        phase=phase,
+        worker=directives.WorkerID(worker) if worker else None,
+        attempt=attempt,
+    )

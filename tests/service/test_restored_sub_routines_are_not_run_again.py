@@ -3,13 +3,9 @@ gets the result of a child that finished while no service ran, and its replayed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from tests.service import fakes
 from workpath import directives
-from workpath_operator.service import dispatching, runs, settings, stores
+from workpath_operator.service import dispatching, runs
 
 
 def run(phase: runs.Phase, **fields: object) -> runs.Run:
@@ -20,18 +16,6 @@ def run(phase: runs.Phase, **fields: object) -> runs.Run:
         phase=phase,
         **fields,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-async def dispatcher() -> dispatching.Dispatcher:
-    return dispatching.Dispatcher(settings=settings.ServiceSettings(), observer=stores.MemoryRunStore())
-
-
-@pytest.fixture
-async def workers(dispatcher: dispatching.Dispatcher) -> AsyncIterator[fakes.FakeWorkers]:
-    fleet = fakes.FakeWorkers(dispatcher)
-    yield fleet
-    await fleet.close()
 
 
 async def test_a_child_finished_before_the_restart_is_answered_not_run_again(

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 import workpath
 from workpath import routines, testing
 
@@ -81,9 +83,13 @@ async def test_a_cancelled_plain_routine_sees_ctx_cancelled() -> None:
     assert await asyncio.to_thread(noticed.wait, TIMEOUT)
 
 
+@pytest.mark.looptime  # the deadline is the subject: it passes on the loop's fake clock
 async def test_a_deadline_fails_the_run_with_a_retryable_timeout() -> None:
     gate, seen = Gate(), list[str]()
-    outcome = await testing.RoutineEnvironment().start_with(sleeper(gate, seen), timeout_seconds=0.05).wait()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    outcome = await testing.RoutineEnvironment().start_with(sleeper(gate, seen), timeout_seconds=30).wait()
+    assert loop.time() - started == pytest.approx(30, abs=0.5)  # at the deadline, not at the routine's end (60 s)
     assert outcome.error is not None
     assert (outcome.error.type, outcome.error.retryable) == ("TimeoutError", True)
     assert "did not finish before its deadline" in outcome.error.message

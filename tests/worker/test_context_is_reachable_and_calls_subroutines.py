@@ -156,13 +156,17 @@ async def test_call_refuses_a_bad_routine_id() -> None:
         await ctx.call("not an id")
 
 
+@pytest.mark.looptime
 async def test_gather_returns_results_in_order() -> None:
     async def after(delay: float, value: int) -> int:
         await asyncio.sleep(delay)
         return value
 
     ctx = make_context(FakeChannel())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     assert await ctx.gather(after(0.02, 1), after(0.0, 2), after(0.01, 3)) == [1, 2, 3]
+    assert loop.time() - started == pytest.approx(0.02, abs=1e-3)  # side by side, not one after another
     assert await ctx.gather() == []
 
 
