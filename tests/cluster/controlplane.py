@@ -39,6 +39,7 @@ CRDS_DIR = builds.HERE.parent.parent / "crds"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
 CRD_CREATE_DELAY = datetime.timedelta(seconds=2)
+LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT = 10.0
 """Seconds between SIGTERM and SIGKILL when the control plane stops."""
 
@@ -57,11 +58,23 @@ class _Ports:
 class Cluster:
     """A running control plane. Create it with :meth:`start`; stop it with :meth:`stop` (or ``with``)."""
 
-    def __init__(self, *, binaries: builds.Binaries, workdir: pathlib.Path, ports: _Ports) -> None:
+    def __init__(
+        self,
+        *,
+        binaries: builds.Binaries,
+        workdir: pathlib.Path,
+        ports: _Ports,
+        address: str = LOOPBACK,
+        identities: Sequence[credentials.Identity] = (),
+    ) -> None:
         self.binaries = binaries
         self.workdir = workdir
         self.ports = ports
-        self.server = f"https://127.0.0.1:{ports.apiserver}"
+        self.address = address
+        """Where kube-apiserver binds and what it advertises (a real node's pods need a non-loopback address)."""
+        self.identities = tuple(identities)
+        """Extra users of the token file (a real node's kubelet, kube-proxy, scheduler, DNS)."""
+        self.server = f"https://{address}:{ports.apiserver}"
         self.kubeconfig = workdir / "kubeconfig"
         self.audit_log = workdir / "audit.log"
         """Every request a ServiceAccount made, one JSON audit event a line (see :mod:`tests.cluster.audit`)."""
@@ -85,17 +98,21 @@ class Cluster:
         workdir_parent: pathlib.Path | None = None,
         timeout: float = 60.0,
         attempts: int = 3,
+        address: str = LOOPBACK,
+        identities: Sequence[credentials.Identity] = (),
     ) -> Cluster:
         """Start etcd, kube-apiserver and kube-controller-manager; return once all are ready.
 
         ``crds``: CRD manifests to install before the controllers start (default: every file in ``crds/``).
         A start that loses a race for its free ports is retried, up to ``attempts`` times in all.
+        ``address``: where the apiserver binds and what it advertises (the node tier's bridge address);
+        ``identities``: extra users of its token file.
         """
         found = binaries or builds.Binaries.find()
         crd_paths = sorted(CRDS_DIR.glob("*.yaml")) if crds is None else list(crds)
         for attempt in range(1, attempts + 1):
             workdir = pathlib.Path(tempfile.mkdtemp(prefix="workpath-cluster-", dir=workdir_parent))
-            cluster = cls(binaries=found, workdir=workdir, ports=_Ports.pick())
+            cluster = cls(binaries=found, workdir=workdir, ports=_Ports.pick(), address=address, identities=identities)
             try:
                 cluster._boot(crd_paths=crd_paths, timeout=timeout)
             except errors.StartupError as e:
@@ -119,7 +136,7 @@ class Cluster:
         service_account_public_key = pki / "service-account.pub"
         credentials.write_service_account_keys(service_account_key, service_account_public_key)
         controller_manager = credentials.Identity(user="system:kube-controller-manager", groups=("system:masters",))
-        credentials.write_token_file(pki / "tokens.csv", [self.admin, controller_manager])
+        credentials.write_token_file(pki / "tokens.csv", [self.admin, controller_manager, *self.identities])
         credentials.write_kubeconfig(self.kubeconfig, server=self.server, ca_file=self.ca_file, identity=self.admin)
         controller_manager_kubeconfig = self.workdir / "kube-controller-manager.kubeconfig"
         credentials.write_kubeconfig(
@@ -221,8 +238,8 @@ class Cluster:
         return [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={self.ports.apiserver}",
             f"--cert-dir={self.ca_file.parent}",
             f"--token-auth-file={pki / 'tokens.csv'}",
@@ -231,8 +248,7 @@ class Cluster:
             f"--service-account-signing-key-file={service_account_key}",
             "--authorization-mode=Node,RBAC",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            # The endpoint reconciler cannot publish a loopback address for the `kubernetes` Service.
-            "--endpoint-reconciler-type=none",
+            *self._endpoint_argv(),
             "--profiling=false",
             # What ServiceAccounts ask of the API, to prove the chart's RBAC is exactly what the operator uses.
             f"--audit-policy-file={audit.write_policy(pki / 'audit-policy.yaml')}",
@@ -241,6 +257,14 @@ class Cluster:
             "--audit-log-mode=batch",
             "--audit-log-batch-max-wait=100ms",
         ]
+
+    def _endpoint_argv(self) -> list[str]:
+        if self.address == LOOPBACK:
+            # The endpoint reconciler cannot publish a loopback address for the `kubernetes` Service.
+            return ["--endpoint-reconciler-type=none"]
+        # A real node: pods reach `kubernetes.default` (10.96.0.1) at the advertised address; the apiserver
+        # reaches the kubelet (logs, exec) at the node's InternalIP.
+        return ["--kubelet-preferred-address-types=InternalIP,Hostname"]
 
     def _controller_manager_argv(self, *, kubeconfig: pathlib.Path, service_account_key: pathlib.Path) -> list[str]:
         return [

@@ -198,8 +198,32 @@ class Builder:
         self._buildah("rmi", "--prune", check=False)  # Dangling: an earlier base, intermediate stages.
         listed = self._buildah("images", "--format", "{{.Name}}:{{.Tag}}", check=False)
         for reference in listed.split():
-            if reference.startswith(f"{REPOSITORY}/") and reference not in references:
+            kept_pause = reference.startswith(f"{REPOSITORY}/pause:")
+            if reference.startswith(f"{REPOSITORY}/") and reference not in references and not kept_pause:
                 self._buildah("rmi", "--force", reference, check=False)
+
+    def pause(self, binary: pathlib.Path) -> Image:
+        """The pod sandbox image: the pause binary built by build.sh, alone in an image (no registry.k8s.io)."""
+        tag = f"test-{_digest(binary.read_bytes())[:16]}"
+        image = Image(name="pause", reference=f"{REPOSITORY}/pause:{tag}", archive=self.root / f"pause-{tag}.tar")
+        if image.archive.exists():
+            return image
+        self.root.mkdir(parents=True, exist_ok=True)
+        container = self._buildah("from", "scratch").strip()
+        try:
+            self._buildah("copy", container, str(binary), "/pause")
+            self._buildah("config", "--entrypoint", '["/pause"]', "--user", "65535:65535", container)
+            self._buildah("commit", "--timestamp", "0", "--rm", container, image.reference)
+        except BaseException:
+            self._buildah("rm", container, check=False)
+            raise
+        partial = image.archive.with_suffix(".partial")
+        self._buildah("push", "--quiet", image.reference, f"docker-archive:{partial}:{image.reference}")
+        partial.replace(image.archive)
+        for archive in self.root.glob("pause-test-*.tar"):
+            if archive != image.archive:
+                archive.unlink(missing_ok=True)
+        return image
 
     # -- buildah in the private store ----------------------------------------------------------------------------
 
