@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 import kubernetes.client
 import pytest
 
-from tests.cluster import builds, controlplane, errors, kubelet
+from tests.cluster import builds, controlplane, errors, kubelet, node, prerequisites, restoring
 
 NODE_NAMES = ("process-node-1", "process-node-2")
 
@@ -48,6 +48,35 @@ def process_kubelet(k8s_cluster: controlplane.Cluster) -> Iterator[kubelet.Proce
     """Two Ready nodes whose pods run as local processes (and which schedule pending pods), for the session."""
     with kubelet.ProcessKubelet(k8s_cluster, node_names=NODE_NAMES).start() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def node_cluster(k8s_binaries: builds.Binaries) -> Iterator[node.NodeCluster]:
+    """A control plane of its own plus one real node (kubelet, containerd, kube-proxy, scheduler, CoreDNS), with the
+    project's images built here and imported; the host is restored after the session. Skipped (failed under CI)
+    without root, cgroups, the node's packages or binaries."""
+    try:
+        prerequisites.check_host()
+        node.NodeBinaries.find(k8s_binaries)
+    except (prerequisites.PrerequisiteError, errors.BinariesMissingError) as e:
+        if _in_ci():
+            pytest.fail(str(e), pytrace=False)
+        pytest.skip(str(e))
+    try:
+        running = node.NodeCluster.start(binaries=k8s_binaries)
+    except restoring.NodeBusyError as e:
+        pytest.skip(str(e))  # Another session's node (even under CI: the machine is shared, not broken).
+    with running:
+        yield running
+
+
+@pytest.fixture
+def node_namespace(node_cluster: node.NodeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new namespace on the real node's cluster, named after the test, deleted after the test."""
+    node_cluster.check_alive()
+    name = node_cluster.control_plane.create_namespace(prefix=request.node.name[:40])
+    yield name
+    node_cluster.control_plane.delete_namespace(name)
 
 
 @pytest.fixture

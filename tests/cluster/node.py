@@ -106,6 +106,7 @@ class NodeCluster:
         self._identities = _Identities()
         self._processes: dict[str, processes.ManagedProcess] = {}
         self._state: restoring.HostState | None = None
+        self._lock: restoring.MachineLock | None = None
         self._stopped = False
 
     # -- starting ------------------------------------------------------------------------------------------------
@@ -119,12 +120,19 @@ class NodeCluster:
         started = time.monotonic()
         builder = images.Builder()
         built = builder.ensure() | {"pause": builder.pause(node_binaries.pause)}
-        restoring.restore_leftovers()
-        node = cls(
-            binaries=found,
-            node_binaries=node_binaries,
-            workdir=pathlib.Path(tempfile.mkdtemp(prefix="workpath-node-")),
-        )
+        lock = restoring.MachineLock()
+        lock.acquire()
+        try:
+            restoring.restore_leftovers()
+            node = cls(
+                binaries=found,
+                node_binaries=node_binaries,
+                workdir=pathlib.Path(tempfile.mkdtemp(prefix="workpath-node-")),
+            )
+        except BaseException:
+            lock.release()
+            raise
+        node._lock = lock
         node.images = built
         node.milestones["images ready"] = time.monotonic() - started
         try:
@@ -310,6 +318,8 @@ class NodeCluster:
         if self.cluster is not None:
             self.cluster.stop()
         problems = restoring.restore(self._state) if self._state is not None else []
+        if self._lock is not None:
+            self._lock.release()
         if problems:
             raise errors.ClusterError(f"The node's teardown left the host changed: {'; '.join(problems)}")
 

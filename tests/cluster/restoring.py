@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from tests.cluster import builds, errors
 logger = logging.getLogger(__name__)
 
 STATE_FILE = builds.cache_dir() / "node" / "state.json"
+LOCK_FILE = STATE_FILE.with_name("lock")
+"""Held (flock) by the one process that owns this machine's node: one node per machine (fixed bridge and ports)."""
 SYSCTLS = (
     "vm.overcommit_memory",
     "kernel.panic",
@@ -161,8 +164,43 @@ def restore(state: HostState) -> list[str]:
     return problems
 
 
+class MachineLock:
+    """The machine's node lock: :meth:`acquire` or raise :class:`~tests.cluster.errors.NodeBusyError`; the kernel
+    releases it when the owner dies, so a crashed run never blocks the next one (which restores after it)."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise NodeBusyError(
+                f"Another node tier runs on this machine (pid {owner}; lock {LOCK_FILE}): one node per machine."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class NodeBusyError(errors.ClusterError):
+    """Another process owns this machine's node."""
+
+
 def restore_leftovers() -> None:
-    """Restore the host from the state file of an earlier run that did not tear down (crashed or killed)."""
+    """Restore the host from the state file of an earlier run that did not tear down (crashed or killed).
+
+    Call it holding the :class:`MachineLock`: then the run that wrote the state file is dead.
+    """
     state = HostState.load()
     if state is None:
         return
