@@ -207,6 +207,7 @@ def test_spec_env_comes_after_the_operators_and_replaces_a_variable_of_the_same_
         "WORKPATH_URL",
         "WORKPATH_TOKEN_FILE",
         "WORKPATH_WORKER_ID",
+        "WORKPATH_STATUS_FILE",
         "WORKPATH_LOG_LEVEL",
     ]
     assert env[0]["value"] == "wss://elsewhere/w"

@@ -108,7 +108,8 @@ class Connection:
 
     ``handlers`` maps each payload type the service sends to what handles it;
     ``on_open`` is called on every new connection (it sends ``v1.ready`` first, then
-    whatever must be sent again); ``on_close`` when one ends.
+    whatever must be sent again); ``on_close`` when one ends; ``on_retry`` with the
+    reason when a connect fails or a connection is lost, before trying again.
     """
 
     def __init__(
@@ -118,12 +119,14 @@ class Connection:
         handlers: Handlers,
         on_open: Callable[[], None],
         on_close: Callable[[], None],
+        on_retry: Callable[[str], None],
     ) -> None:
         self.settings = settings
         self.replay_buffer = ReplayBuffer()
         self._handlers = handlers
         self._on_open = on_open
         self._on_close = on_close
+        self._on_retry = on_retry
         self._ws: Socket | None = None
         self._sent = 0
         self._received = 0
@@ -172,6 +175,7 @@ class Connection:
                         _describe(exc),
                         delay,
                     )
+                    self._on_retry(f"cannot connect to {self.settings.url} (attempt {failures}): {_describe(exc)}")
                     await self._pause(delay)
                     continue
                 if self._stopping:
@@ -248,8 +252,9 @@ class Connection:
             self._on_close()
         if not self._stopping:
             # The reader knows best why a connection ended; a failed write only says it is closing.
-            reason = next(filter(None, (_ended(task) for task in tasks if task in done)), None)
-            logger.warning("lost the connection to %s: %s; reconnecting", self.settings.url, reason or "closed")
+            reason = next(filter(None, (_ended(task) for task in tasks if task in done)), None) or "closed"
+            logger.warning("lost the connection to %s: %s; reconnecting", self.settings.url, reason)
+            self._on_retry(f"lost the connection to {self.settings.url}: {reason}")
 
     async def _read(self, ws: Socket) -> str | None:
         """Handle frames until the connection closes; return why it closed."""

@@ -222,6 +222,15 @@ class WorkerSettings(Settings):
     """Seconds without any directive from the service (it sends pulse checks) after which the worker
     drops the connection and reconnects."""
 
+    status_file: pathlib.Path | None = None
+    """File where the worker keeps its state (connecting, connected, reconnecting, draining) for 'workpath probe
+    ready|live', the exec probes of its pod: rewritten on every change and every status interval, never per
+    directive. Off when not set; pods use /tmp/workpath/status."""
+
+    status_interval: float = pydantic.Field(default=5.0, gt=0, le=3600)
+    """Seconds between refreshes of the status file while the worker's event loop runs; 'workpath probe live'
+    fails once the file is three intervals old."""
+
     @pydantic.field_validator("token", mode="after")
     @classmethod
     def _token_not_blank(cls, token: pydantic.SecretStr | None) -> pydantic.SecretStr | None:

@@ -12,6 +12,11 @@ in the connection's replay buffer until a pulse check confirms them, and are sen
 again after a reconnect, as are unanswered sub-routine requests; the service drops
 the duplicates.
 
+With a status file (``--status-file``), the worker records there whether it is
+connecting, connected, reconnecting or draining, and refreshes it every
+``--status-interval`` from its event loop: what ``workpath probe ready|live``
+checks (:mod:`workpath.probing`). Nothing is written per directive.
+
 Each job is one asyncio task, started eagerly: a routine that does not await
 finishes inside the handler of its ``request_start`` without a trip through the
 event loop. Plain ``def`` routines run in a thread pool as large as the slots.
@@ -30,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from workpath import calling, connecting, contexts, directives, errors, jobs, reporting, routines, settings
+from workpath import calling, connecting, contexts, directives, errors, jobs, probing, reporting, routines, settings
 
 logger = logging.getLogger("workpath.worker")
 
@@ -80,6 +85,12 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._status: probing.StatusFile | None = None
+        if settings.status_file is not None:
+            self._status = probing.StatusFile(
+                settings.status_file, worker_id=settings.worker_id, interval=settings.status_interval
+            )
+        self._refresher: asyncio.Task[None] | None = None
         # connection: directives in go straight from this table to their handler
         handlers: connecting.Handlers = {
             directives.CheckPulse: self._on_check_pulse,
@@ -91,7 +102,7 @@ class Worker:
             directives.Error: self._on_error,
         }
         self._connection = connecting.Connection(
-            settings, handlers=handlers, on_open=self._greet, on_close=self._settled.set
+            settings, handlers=handlers, on_open=self._greet, on_close=self._settled.set, on_retry=self._on_retry
         )
         self._send: Callable[[str], int] = self._connection.send
         self._replay = self._connection.replay_buffer
@@ -141,16 +152,23 @@ class Worker:
                 loop.add_signal_handler(signum, self._on_signal, signum)
         if self._drain_requested:
             self.drain()
+        self._set_status("connecting", self.settings.url)
+        if self._status is not None:
+            self._refresher = loop.create_task(self._status.keep_fresh(), name="workpath-status")
+        outcome = ""
         try:
             await self._connection.run()
+            outcome = "drained"
         except errors.AuthenticationError as exc:
             logger.error("%s", exc)
+            outcome = str(exc)
             return EXIT_TOKEN_REFUSED
         finally:
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
             await self._shutdown()
+            self._set_status("stopped", outcome)
         return EXIT_OK
 
     # ------------------------------------------------------------ connection
@@ -166,6 +184,7 @@ class Worker:
             requests += 1
         if self._draining:
             self._send(self._pulse(None))
+        self._set_status("connected", self.settings.url)
         logger.info(
             "connected to %s as %s (pool %s, %d slots, %d routine(s)); holding %d run(s), "
             "replayed %d report(s) and %d sub-routine request(s)",
@@ -193,6 +212,17 @@ class Worker:
     def _pulse(self, pulse_id: int | None) -> str:
         status: directives.WorkerStatus = "draining" if self._draining else "busy" if self._jobs else "idle"
         return directives.encode(directives.GivePulse(id=pulse_id, status=status, running=list(self._jobs)))
+
+    def _on_retry(self, reason: str) -> None:
+        """A connect failed or the connection was lost; the connection tries again."""
+        self._set_status("reconnecting", reason)
+
+    # ---------------------------------------------------------------- status
+
+    def _set_status(self, state: probing.State, detail: str) -> None:
+        """Record the state in the status file, if the worker keeps one; a draining worker stays draining."""
+        if self._status is not None:
+            self._status.set("draining" if self._draining and state != "stopped" else state, detail)
 
     # ------------------------------------------------------------ directives in
 
@@ -365,6 +395,7 @@ class Worker:
 
     async def _drain(self) -> None:
         self._draining = True
+        self._set_status("draining", f"up to {self.settings.drain_timeout:g}s for {len(self._jobs)} running job(s)")
         self._send(self._pulse(None))
         if self._jobs:
             logger.info(
@@ -401,10 +432,11 @@ class Worker:
 
     async def _shutdown(self) -> None:
         self._connection.stop()
-        if self._drainer is not None and not self._drainer.done():
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
+        for task in (self._drainer, self._refresher):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._jobs:
             await self._cancel_jobs(jobs.SHUTDOWN)
         self._calls.cancel_all()
@@ -429,7 +461,11 @@ def new_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run_worker(settings: settings.WorkerSettings, definitions: Iterable[routines.RoutineDefinition[..., Any]]) -> int:
-    """Run a worker in this process until it is drained (SIGTERM/SIGINT); return the exit code."""
+    """Run a worker in this process until it is drained (SIGTERM/SIGINT); return the exit code.
+
+    Its runs' ``ctx.log`` lines are printed to stdout as JSON lines (for a cluster's log collection).
+    """
+    contexts.print_run_lines(sys.stdout)
     worker = Worker(settings, definitions)
     with asyncio.Runner(loop_factory=new_event_loop_factory()) as runner:
         code = runner.run(worker.run(handle_signals=True))

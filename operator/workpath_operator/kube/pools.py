@@ -5,7 +5,8 @@ enforce at admission, so that a pool admitted before a CRD update (or where CEL 
 ``InvalidSpec`` with the reason instead of crashing the controller. :func:`render_deployment` gives the whole
 Deployment of a pool: its pods run ``workpath worker MODULES --pool NAME --slots N --drain-timeout S``, reach the
 directive service at :attr:`WorkerConnection.url` and prove who they are with a projected ServiceAccount token,
-under the restricted Pod Security Standard (the chart's static worker Deployment is the model).
+under the restricted Pod Security Standard, with exec probes on the worker's status file (``workpath probe``; the
+chart's static worker Deployment is the model).
 
 To tell whether the live Deployment needs the rendered one applied again, the controller has two checks: the
 ``workpath.dev/template-hash`` annotation (:func:`template_hash`) changes exactly when the rendered pod template
@@ -26,6 +27,7 @@ from typing import Any, Final, Literal, Self
 import pydantic
 
 from workpath import directives, errors
+from workpath_operator.kube import worker_pods
 from workpath_operator.service import demand
 
 GROUP: Final = "workpath.dev"
@@ -53,6 +55,8 @@ WORKER_UID: Final = 10001
 """The user of the worker images (images/worker.Dockerfile)."""
 GRACE_MARGIN_SECONDS: Final = 15
 """Added to the drain timeout for the pods' grace period: the worker's confirm timeout (5 s) and some slack."""
+STATUS_FILE: Final = "/tmp/workpath/status"
+"""Where a worker keeps its state for its probes: in the pod's /tmp emptyDir (the root filesystem is read-only)."""
 
 IMAGE_PATTERN: Final = (
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?"
@@ -283,7 +287,12 @@ def render_deployment(body: Body, *, spec: PoolSpec, connection: WorkerConnectio
             "replicas": replicas,
             "selector": {"matchLabels": selector_labels(name)},
             "template": {
-                "metadata": _without_empty({"labels": spec.pod_labels | labels, "annotations": spec.pod_annotations}),
+                "metadata": _without_empty(
+                    {
+                        "labels": spec.pod_labels | labels | worker_pods.WORKER_LABELS,
+                        "annotations": spec.pod_annotations,
+                    }
+                ),
                 "spec": _pod_spec(name, spec, connection),
             },
         },
@@ -362,6 +371,7 @@ def _container(pool: str, spec: PoolSpec, connection: WorkerConnection) -> dict[
         "image": spec.image,
         "command": command,
         "env": _env(spec, connection),
+        **_probes(),
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -389,10 +399,33 @@ def _env(spec: PoolSpec, connection: WorkerConnection) -> list[dict[str, Any]]:
             "name": "WORKPATH_WORKER_ID",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
         },
+        # The worker writes its state there, and `workpath probe` (run in the container) reads it from there.
+        "WORKPATH_STATUS_FILE": {"name": "WORKPATH_STATUS_FILE", "value": STATUS_FILE},
     }
     for var in spec.env:
         ours[var.name] = var.model_dump(exclude_none=True)
     return list(ours.values())
+
+
+def _probes() -> dict[str, Any]:
+    """Exec probes of the worker's status file: a worker serves no port, and a fixed one would collide on a host.
+
+    Each probe starts a Python process (~0.2 s of CPU), so they are spaced out. Startup: up to 3 minutes to import
+    the routines and start the event loop. Readiness: connected to the directive service and not draining, twice
+    in a row to fail, so a quick reconnect does not flap. Liveness: the worker refreshes its file every 5 s and
+    ``workpath probe live`` fails past 15 s; three failures 20 s apart restart a worker whose event loop is stuck,
+    never one that merely reconnects.
+    """
+    return {
+        "startupProbe": _probe("live", period=2, failures=90),
+        "readinessProbe": _probe("ready", period=10, failures=2),
+        "livenessProbe": _probe("live", period=20, failures=3),
+    }
+
+
+def _probe(kind: str, *, period: int, failures: int) -> dict[str, Any]:
+    command = ["workpath", "probe", kind]
+    return {"exec": {"command": command}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
 
 
 def _without_empty(fields: Mapping[str, Any]) -> dict[str, Any]:
