@@ -99,3 +99,12 @@ async def abandon(ctx: workpath.Context, markers: str, gate: str, release: str) 
     while not pathlib.Path(release).exists():
         await asyncio.sleep(0.01)
     return "released"
+
+
+@workpath.routine("test.hold")
+async def hold(ctx: workpath.Context, markers: str, seconds: float) -> int:
+    """Record that this attempt started, hold a slot for ``seconds``, record that it completed."""
+    pathlib.Path(markers, f"{ctx.run_id}.{ctx.attempt}.{os.getpid()}").touch()
+    await asyncio.sleep(seconds)
+    pathlib.Path(markers, f"done.{ctx.run_id}.{ctx.attempt}").touch()
+    return ctx.attempt

@@ -7,6 +7,13 @@ thread), as Temporal's ``activity.info()`` is.
 
 The context talks to the worker runtime through a :class:`Channel`, so that it can
 be used (and tested) without a connection.
+
+A worker process also prints every ``ctx.log`` line to its stdout (:func:`print_run_lines`),
+one JSON object a line with the run ID and routine ID, so that a cluster's log collection
+keeps them after the service's in-memory window has forgotten them. JSON rather than
+logfmt: fields are any JSON value (nested ones too) and messages may hold quotes and
+newlines, which JSON escapes one standard way, and log collectors parse JSON lines
+without configuration.
 """
 
 from __future__ import annotations
@@ -15,16 +22,19 @@ import asyncio
 import contextvars
 import dataclasses
 import datetime
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from workpath import directives, errors, routines
 
 T = TypeVar("T")
 
 logger = logging.getLogger("workpath.routine")
+#: The runs' ``ctx.log`` lines as JSON, once :func:`print_run_lines` gave it a stream.
+run_lines = logging.getLogger("workpath.runs")
 
 _current: contextvars.ContextVar[Context] = contextvars.ContextVar("workpath.context")
 
@@ -323,6 +333,18 @@ _LEVELS: dict[str, int] = {
 }
 
 
+def print_run_lines(stream: TextIO) -> None:
+    """From now on, print the ``ctx.log`` lines of every run in this process to ``stream``, one JSON object a
+    line (``time``, ``level``, ``runID``, ``routineID``, ``attempt``, ``workerID``, ``message``, ``fields``),
+    instead of as text through the ``workpath.routine`` logger. The worker's ``--log-level`` still decides
+    which lines are written (and sent)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    run_lines.addHandler(handler)
+    run_lines.setLevel(logging.DEBUG)
+    run_lines.propagate = False
+
+
 class RoutineLogger:
     """A run's logger: lines go to the local ``workpath.routine`` logger and to the service.
 
@@ -362,7 +384,9 @@ class RoutineLogger:
         number = _LEVELS[level]
         ctx = self._context
         local = logger.isEnabledFor(number)
-        if local:
+        if local and run_lines.handlers:
+            run_lines.log(number, "%s", _json_line(ctx, level, message, fields))
+        elif local:
             logger.log(
                 number,
                 "[%s run=%s] %s%s",
@@ -374,6 +398,28 @@ class RoutineLogger:
         sent = local if ctx.log_level is None else number >= ctx.log_level
         if sent:
             ctx._channel.send_log(ctx.run_id, _log_frame(ctx.run_id, level, message, fields))
+
+
+def _json_line(ctx: Context, level: directives.LogLevel, message: str, fields: dict[str, Any]) -> str:
+    """One ``ctx.log`` line as a JSON object; fields that are not JSON are written as their ``repr``."""
+    line: dict[str, Any] = {
+        "time": directives.now().isoformat(),
+        "level": level,
+        "runID": ctx.run_id,
+        "routineID": ctx.routine_id,
+        "attempt": ctx.attempt,
+        "workerID": ctx.worker_id,
+        "message": str(message),
+    }
+    if ctx.parent_run_id is not None:
+        line["parentRunID"] = ctx.parent_run_id
+    if fields:
+        line["fields"] = fields
+    try:
+        return json.dumps(line, default=repr, ensure_ascii=False)
+    except (TypeError, ValueError):  # keys that are not strings, or a cycle
+        line["fields"] = repr(fields)
+        return json.dumps(line, ensure_ascii=False)
 
 
 def _log_frame(run_id: directives.RunID, level: directives.LogLevel, message: str, fields: dict[str, Any]) -> str:

@@ -18,12 +18,12 @@ import pathlib
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pydantic
 
-from workpath_operator.service import aiotasks, authenticating, runs, serving, settings, stores
+from workpath_operator.service import aiotasks, authenticating, dispatching, runs, serving, settings, stores
 
 logger = logging.getLogger("workpath.dev")
 
@@ -54,16 +54,35 @@ class LocalSettings(settings.ServiceSettings):
 
 
 class LocalWorkers:
-    """Worker subprocesses, restarted when one dies unexpectedly."""
+    """Worker subprocesses ``dev-1`` ... ``dev-N``, restarted when one dies unexpectedly.
 
-    def __init__(self, modules: Sequence[str], *, settings: LocalSettings, url: str, token: str) -> None:
+    ``on_exit(worker_id, exit_code)`` is called when one exits unexpectedly, before it is started again: the
+    service loses that worker at once (its runs are queued again), as the operator does when a worker's pod
+    is gone, rather than waiting out the reconnect grace period for a process that cannot come back.
+    """
+
+    def __init__(
+        self,
+        modules: Sequence[str],
+        *,
+        settings: LocalSettings,
+        url: str,
+        token: str,
+        on_exit: Callable[[str, int], object],
+    ) -> None:
         self._modules = modules
         self._settings = settings
         self._url = url
         self._token = token
+        self._on_exit = on_exit
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+
+    @property
+    def processes(self) -> Mapping[str, asyncio.subprocess.Process]:
+        """The latest process of each worker, by worker ID."""
+        return {_worker_id(index): process for index, process in self._processes.items()}
 
     async def start(self) -> None:
         for index in range(1, self._settings.workers + 1):
@@ -84,7 +103,7 @@ class LocalWorkers:
             "--slots",
             str(self._settings.slots),
             "--worker-id",
-            f"dev-{index}",
+            _worker_id(index),
             "--drain-timeout",
             str(DRAIN_TIMEOUT),
             env=env,
@@ -98,6 +117,7 @@ class LocalWorkers:
             code = await process.wait()
             if self._stopping:
                 return
+            self._on_exit(_worker_id(index), code)
             logger.warning("worker dev-%d exited with code %s; starting it again in %.1fs", index, code, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -119,6 +139,10 @@ class LocalWorkers:
                         process.kill()
             await asyncio.gather(*(p.wait() for p in self._processes.values()))
         await aiotasks.cancel_and_wait(self._tasks)
+
+
+def _worker_id(index: int) -> str:
+    return f"dev-{index}"
 
 
 async def wait_for_workers(service: serving.DirectiveService, count: int, *, within: float) -> None:
@@ -152,7 +176,9 @@ async def serve(
     try:
         async with service:
             _write_state(STATE_FILE, service, token)
-            workers = LocalWorkers(modules, settings=settings, url=service.url, token=token)
+            workers = LocalWorkers(
+                modules, settings=settings, url=service.url, token=token, on_exit=lost(service.dispatcher)
+            )
             await workers.start()
             try:
                 await wait_for_workers(service, settings.workers, within=60)
@@ -184,6 +210,16 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def lost(dispatcher: dispatching.Dispatcher) -> Callable[[str, int], bool]:
+    """What :class:`LocalWorkers` calls when a worker's process exits: the service loses that worker now."""
+
+    def exited(worker_id: str, code: int) -> bool:
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        return dispatcher.lose_worker(worker_id, reason=f"was lost: its process {how}")
+
+    return exited
 
 
 def _write_state(path: pathlib.Path, service: serving.DirectiveService, token: str) -> None:

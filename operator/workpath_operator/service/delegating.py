@@ -10,6 +10,10 @@ worker's ``busy`` count drops), so even a worker with one slot runs a chain of p
 When the children finish, the parent takes its slot back, even if that puts the worker briefly over its slot
 count; the dispatcher then gives it nothing new until it is below.
 
+A run may have at most ``max_open`` unfinished children, each with params of at most ``max_params_bytes``: a
+request past either limit is answered with a failure at once (the routine's ``ctx.call`` raises it), counted, and
+makes no run.
+
 The tree drives the dispatcher through :class:`RunKeeper` (what it needs of it), so that this module stays
 below the dispatcher in the import graph.
 """
@@ -21,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from workpath import directives, errors
-from workpath_operator.service import runs, sessions
+from workpath_operator.service import limiting, runs, sessions
 
 Phase = runs.Phase
 
@@ -58,8 +62,11 @@ class RunKeeper(Protocol):
 class SubroutineTree:
     """Parents and their children; see the module's docstring."""
 
-    def __init__(self, keeper: RunKeeper) -> None:
+    def __init__(self, keeper: RunKeeper, *, max_open: int, max_params_bytes: int, breaches: limiting.Breaches) -> None:
         self._keeper = keeper
+        self._max_open = max_open
+        self._max_params_bytes = max_params_bytes
+        self._breaches = breaches
 
     # ------------------------------------------------------- directives of a worker
 
@@ -81,6 +88,10 @@ class SubroutineTree:
             if child.phase.finished:
                 session.send(final_frame(child))
             return  # a replay after a reconnect: the child exists already
+        refusal = self._refusal(parent, request)
+        if refusal is not None:
+            session.send(refusal)
+            return
         child = _child_of(parent, request)
         parent.children[request.request_id] = child
         parent.children_total += 1
@@ -91,6 +102,31 @@ class SubroutineTree:
         if parent.waiting == 1:
             keeper.vacate(parent, session)
         keeper.enqueue(child)
+
+    def _refusal(self, parent: runs.Run, request: directives.RequestSubroutine) -> str | None:
+        """The failure that answers a request over a limit (the routine sees it as the child's), or None."""
+        if parent.waiting >= self._max_open:
+            limit, kind = limiting.Limit.OPEN_SUBROUTINES, limiting.TOO_MANY_SUBROUTINES
+            message: str | None = (
+                f"run {parent.run_id} has {parent.waiting} sub-routines unfinished; the limit is {self._max_open} "
+                f"(the service's --max-open-subroutines, WORKPATH_MAX_OPEN_SUBROUTINES): wait for some before "
+                f"asking for more, e.g. gather them in batches"
+            )
+        else:
+            limit, kind = limiting.Limit.PARAMS_BYTES, limiting.PARAMS_TOO_LARGE
+            message = limiting.params_refusal(request.routine_id, request.params, limit=self._max_params_bytes)
+        if message is None:
+            return None
+        self._breaches.count(limit)
+        return directives.encode(
+            directives.RoutineFailed(
+                run_id=runs.new_run_id(),
+                attempt=0,
+                request_id=request.request_id,
+                error=directives.ErrorInfo(type=kind, message=message, retryable=False),
+                completed_at=directives.now(),
+            )
+        )
 
     def cancel_request(self, session: sessions.WorkerSession, cancel: directives.CancelSubroutine) -> None:
         """A routine stopped waiting for a sub-routine: cancel the child, if it still runs."""

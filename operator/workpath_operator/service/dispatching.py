@@ -24,7 +24,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from workpath import directives
-from workpath_operator.service import delegating, matching, retrying, rostering, runs, scaling, sessions, settings
+from workpath_operator.service import (
+    delegating,
+    limiting,
+    matching,
+    retrying,
+    rostering,
+    runs,
+    scaling,
+    sessions,
+    settings,
+)
 
 logger = logging.getLogger("workpath.dispatcher")
 
@@ -42,7 +52,20 @@ class Dispatcher:
         self.matcher: matching.Matcher[sessions.WorkerSession] = matching.Matcher()
         self.policy = retrying.RetryPolicy(cancel_grace=settings.cancel_grace)
         self.roster = rostering.Roster(self, matcher=self.matcher, settings=settings, loop=self._loop)
-        self.subroutines = delegating.SubroutineTree(self)
+        #: How often each limit on what one caller can cost was hit.
+        self.breaches = limiting.Breaches()
+        self.subroutines = delegating.SubroutineTree(
+            self,
+            max_open=settings.max_open_subroutines,
+            max_params_bytes=settings.max_params_bytes,
+            breaches=self.breaches,
+        )
+        self._log_gate = limiting.LogGate(
+            max_line_bytes=settings.max_log_line_bytes,
+            lines_per_second=settings.log_lines_per_second,
+            burst=settings.log_burst,
+            breaches=self.breaches,
+        )
         self._sessions = self.roster.sessions
         self._runs: dict[directives.RunID, runs.Run] = {}
         self._finished: collections.OrderedDict[directives.RunID, runs.Run] = collections.OrderedDict()
@@ -123,6 +146,21 @@ class Dispatcher:
             return False
         self.cancel_run(run, reason)
         return True
+
+    def log(self, run: runs.Run, entry: directives.Log, *, size: int) -> None:
+        """A log line of ``run`` (a frame of ``size`` bytes): kept within the run's limits, then stored."""
+        for kept in self._log_gate.admit(run, entry, size=size):
+            self.observer.run_log(run, kept)
+
+    def lose_worker(self, worker_id: str, *, reason: str) -> bool:
+        """The worker's process is gone (its pod was deleted, its container terminated, its local process
+        exited): re-queue its runs now, with ``reason``, rather than after its reconnect grace period.
+
+        A worker still connected is lost the moment that connection closes, if it does soon (a process that died
+        has its connection closed by its kernel; a new process reconnecting with that worker ID keeps its
+        runs). True if its runs were re-queued now.
+        """
+        return self.roster.gone(directives.WorkerID(worker_id), reason=reason)
 
     # ------------------------------------------------------------ transitions
 
@@ -385,8 +423,12 @@ class Dispatcher:
     def _unservable(self, run: runs.Run) -> None:
         """Say why a queued run waits: no connected worker can run it, and no declared pool serves it."""
         where = f" in pool {run.spec.pool!r}" if run.spec.pool else ""
-        run.reason = Reason.NO_WORKER
-        run.message = f"no connected worker can run {run.routine_id}{where}, and no WorkerPool serves it"
+        message = f"no connected worker can run {run.routine_id}{where}, and no WorkerPool serves it"
+        if run.reason is Reason.WORKER_LOST:
+            run.message = f"{run.message}; {message}"  # why it is queued again matters more
+        else:
+            run.reason = Reason.NO_WORKER
+            run.message = message
         self.observer.run_changed(run)
 
     # ------------------------------------------------------------------ worker pools

@@ -1,10 +1,13 @@
 """The service's metrics in the Prometheus text format (``GET /metrics``).
 
 Gauges of the dispatcher (queue depth, connected workers, runs not finished), the count of directives
-refused, a summary of recent dispatch latencies, and whatever the run store counts itself.
+refused, a summary of recent dispatch latencies, the breaches of the limits on what one caller can cost
+(:mod:`~.limiting`), and whatever the run store counts itself.
 """
 
 from __future__ import annotations
+
+import itertools
 
 from workpath_operator.service import dispatching, stores
 
@@ -35,7 +38,7 @@ def render(dispatcher: dispatching.Dispatcher, *, store: stores.RunStore, direct
         lines.append(f'workpath_dispatch_latency_seconds{{quantile="{q}"}} {value:.6f}')
     lines.append(f"workpath_dispatch_latency_seconds_count {len(latencies)}")
     described: set[str] = set()
-    for name, help_text, value in store.metrics():
+    for name, help_text, value in itertools.chain(dispatcher.breaches.metrics(), store.metrics()):
         family = name.partition("{")[0]
         if family not in described:
             described.add(family)

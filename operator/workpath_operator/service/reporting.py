@@ -69,7 +69,7 @@ class ReportHandlers:
             message = f"worker {session.worker_id} handed it back: {report.reason}"
             self._dispatcher.requeue(run, runs.Reason.RELEASED, message)
 
-    def log(self, session: sessions.WorkerSession, entry: directives.Log) -> None:
+    def log(self, session: sessions.WorkerSession, entry: directives.Log, *, size: int) -> None:
         run = session.runs.get(entry.run_id)
         if run is None:
             raise errors.DirectiveError(
@@ -77,7 +77,7 @@ class ReportHandlers:
                 f"run {entry.run_id} is not held by worker {session.worker_id}",
                 in_reply_to=entry.KEY,
             )
-        self._dispatcher.observer.run_log(run, entry)
+        self._dispatcher.log(run, entry, size=size)
 
     def _held(
         self, session: sessions.WorkerSession, run_id: directives.RunID, attempt: int, key: str

@@ -7,8 +7,14 @@ writing the dispatch down) is adopted rather than started twice; anything else i
 is cancelled. Children that finished meanwhile are answered again.
 
 A worker that disconnects keeps its runs for the reconnect grace period; past it, or when the heartbeat finds it
-unresponsive, it is lost and its runs are queued again. After a restart with runs to recover, nothing is
-dispatched until the workers that held them are back, or ``settle_seconds`` have passed.
+unresponsive, it is lost and its runs are queued again. When its process is known gone (:meth:`Roster.gone`: its
+pod was deleted or its container terminated, its local process exited) it is lost at once; if its connection is
+still open then, it is lost the moment that connection closes within :data:`GONE_WINDOW` seconds (a dead process's
+kernel closes it), unless a new connection of that worker ID came first (a restarted process, whose runs are its
+own).
+
+After a restart with runs to recover, nothing is dispatched until the workers that held them are back, or
+``settle_seconds`` have passed.
 
 The roster drives the dispatcher's runs through :class:`RunKeeper`, so that it stays below the dispatcher in
 the import graph.
@@ -28,6 +34,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 logger = logging.getLogger("workpath.dispatcher")
+
+GONE_WINDOW = 5.0
+"""Seconds a worker known gone while still connected is lost the moment its connection closes."""
 
 
 #: In the bodies of the protocol and the roster, their ``runs`` and ``sessions`` hide the modules.
@@ -72,6 +81,8 @@ class Roster:
         self._sessions: dict[directives.WorkerID, sessions.WorkerSession] = {}
         #: Workers awaited after a restart; nothing is dispatched while this is set.
         self._awaited: set[directives.WorkerID] | None = None
+        #: Workers known gone while still connected: why, and until when their connection's close loses them.
+        self._gone: dict[directives.WorkerID, tuple[str, float]] = {}
 
     @property
     def sessions(self) -> Mapping[directives.WorkerID, _Session]:
@@ -92,6 +103,7 @@ class Roster:
         elif session.ws is not None:
             logger.info("worker %s connected again; the new connection replaces the old", ready.worker_id)
         session.end_grace()
+        self._gone.pop(ready.worker_id, None)  # a new connection: a new process, whose runs are its own
         self._matcher.leave(session)
         session.announce(ready)
         session.connect(ws)
@@ -130,6 +142,10 @@ class Roster:
         """The connection ``ws`` closed; the worker keeps its runs for the grace period."""
         if session.ws is not ws:
             return  # a newer connection already replaced it
+        gone = self._gone.pop(session.worker_id, None)
+        if gone is not None and self._loop.time() < gone[1]:
+            self.lose(session, gone[0])
+            return
         session.disconnect()
         self._matcher.mark_unavailable(session)
         logger.info(
@@ -141,8 +157,25 @@ class Roster:
         self._start_grace(session)
         self._matcher.demand.workers_changed(session.pool)
 
+    def gone(self, worker_id: directives.WorkerID, *, reason: str) -> bool:
+        """The worker's process is gone: lose it now, or when its connection closes; True if lost now."""
+        session = self._sessions.get(worker_id)
+        if session is None:
+            return False
+        if session.connected:
+            self._gone[worker_id] = (reason, self._loop.time() + GONE_WINDOW)
+            logger.info("worker %s %s; it is lost when its connection closes", worker_id, reason)
+            return False
+        self.lose(session, reason)
+        if self._awaited is not None and worker_id in self._awaited:
+            self._awaited.discard(worker_id)
+            if not self._awaited:
+                self._loop.call_soon(self._settled)
+        return True
+
     def lose(self, session: _Session, reason: str) -> None:
-        """The worker is gone for good (unresponsive, or past its grace): re-queue its runs."""
+        """The worker is gone for good (unresponsive, past its grace, its process gone): re-queue its runs."""
+        self._gone.pop(session.worker_id, None)
         session.end_grace()
         session.disconnect()
         self._matcher.leave(session)

@@ -149,6 +149,11 @@ class Run:
     queued_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
 
+    # the log rate limit (a token bucket; None: full), and the lines dropped since the run was last told.
+    log_tokens: float | None = None
+    log_refilled: float = 0.0
+    logs_dropped: int = 0
+
     @property
     def routine_id(self) -> directives.RoutineID:
         return self.spec.routine_id

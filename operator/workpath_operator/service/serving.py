@@ -260,7 +260,7 @@ def _handlers(
         directives.RoutineFailed: lambda s, p, n: reports.failed(s, p),
         directives.RequestSubroutine: lambda s, p, n: tree.request(s, p),
         directives.GivePulse: heartbeat.pulse_given,
-        directives.Log: lambda s, p, n: reports.log(s, p),
+        directives.Log: lambda s, p, n: reports.log(s, p, size=n),
         directives.Released: lambda s, p, n: reports.released(s, p),
         directives.CancelSubroutine: lambda s, p, n: tree.cancel_request(s, p),
         directives.Ready: duplicate_ready,

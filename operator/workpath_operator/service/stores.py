@@ -73,7 +73,7 @@ class MemoryRunStore:
             followers = self._followers.pop(run.run_id, None)
             if followers:
                 for queue in followers:
-                    queue.put_nowait(None)
+                    _put_dropping_oldest(queue, None)
 
     def run_log(self, run: runs.Run, entry: directives.Log) -> None:
         lines = self._logs.get(run.run_id)
@@ -83,7 +83,7 @@ class MemoryRunStore:
         followers = self._followers.get(run.run_id)
         if followers:
             for queue in followers:
-                queue.put_nowait(entry)
+                _put_dropping_oldest(queue, entry)
 
     def get(self, run_id: directives.RunID) -> runs.Run | None:
         return self._runs.get(run_id)
@@ -92,8 +92,12 @@ class MemoryRunStore:
         return list(self._logs.get(run_id, ()))
 
     async def follow(self, run_id: directives.RunID) -> AsyncIterator[directives.Log]:
-        """The run's log lines so far, then new ones as they come, until the run finishes."""
-        queue: asyncio.Queue[directives.Log | None] = asyncio.Queue()
+        """The run's log lines so far, then new ones as they come, until the run finishes.
+
+        A follower that reads slower than the run logs misses the oldest of the lines it has not read (at most
+        ``log_lines_per_run`` wait for it), as it would had it asked later: nothing waits without bound.
+        """
+        queue: asyncio.Queue[directives.Log | None] = asyncio.Queue(maxsize=self._log_lines)
         run = self._runs.get(run_id)
         for entry in self.logs(run_id):
             yield entry
@@ -216,6 +220,12 @@ class SqliteRunStore(MemoryRunStore):
         assert self._db is not None
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _put_dropping_oldest(queue: asyncio.Queue[directives.Log | None], item: directives.Log | None) -> None:
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
 
 
 def log_line(entry: directives.Log) -> str:
