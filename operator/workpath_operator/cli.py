@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import sys
+import uuid
 from collections.abc import Coroutine
 from typing import Any
 
@@ -67,10 +68,24 @@ def add_run_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 def add_logs_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "logs",
-        help="print a run's log lines (ctx.log)",
+        help="print a run's log lines (ctx.log), by run ID or Routine name",
+        description=(
+            "Print the ctx.log lines the service keeps of a run: give its run ID, or the name of its Routine "
+            "(read with your kubeconfig; -n for its namespace). The service keeps the lines of recent runs in "
+            "memory only; worker pods print every line to their stdout as JSON, for the cluster's log collection."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument(
+        "run", metavar="RUN_ID|ROUTINE", help="a run ID (a UUID), or the name of a Routine (anything else)"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        help="the namespace of the Routine, or of the run (the operator's runs API asks for it); "
+        "for a Routine, default: the kubeconfig context's, else 'default'",
+    )
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the run finishes")
     _add_client_arguments(parser)
     parser.set_defaults(func=_logs)
@@ -168,7 +183,46 @@ def _logs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"workpath logs: {exc}", file=sys.stderr)
         return 2
-    return run_async(_print_logs(url, token, args.run_id, follow=args.follow))
+    if _is_run_id(args.run):
+        return run_async(_print_logs(url, token, args.run, follow=args.follow, namespace=args.namespace))
+    return run_async(_print_routine_logs(url, token, args.run, namespace=args.namespace, follow=args.follow))
+
+
+def _is_run_id(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _print_routine_logs(url: str, token: str, name: str, *, namespace: str | None, follow: bool) -> int:
+    """The log lines of the run of Routine ``name``, whose run ID is read from the Routine."""
+    from workpath_operator.kube import clients, resources  # the Kubernetes client takes seconds to import
+
+    namespace = namespace or _context_namespace()
+    try:
+        configuration = await clients.load_configuration()
+        async with clients.KubernetesClient(configuration) as client:
+            body = await client.get_routine(namespace, name)
+    except clients.ApiError as exc:
+        found = f"no Routine {name} in namespace {namespace}" if exc.status == 404 else str(exc)
+        print(f"workpath logs: {found}", file=sys.stderr)
+        return 1
+    worker = (body.get("status") or {}).get("worker")
+    elsewhere = f"; its worker pod printed them to its stdout: kubectl -n {namespace} logs {worker}" if worker else ""
+    return await _print_logs(url, token, resources.run_id_of(body), follow=follow, namespace=namespace, hint=elsewhere)
+
+
+def _context_namespace() -> str:
+    """The namespace of the kubeconfig's current context, else ``default`` (as kubectl does)."""
+    import kubernetes_asyncio.config
+
+    try:
+        _, current = kubernetes_asyncio.config.list_kube_config_contexts()
+    except (kubernetes_asyncio.config.ConfigException, OSError):
+        return "default"
+    return str(((current or {}).get("context") or {}).get("namespace") or "default")
 
 
 def _locate(args: argparse.Namespace) -> tuple[str, str]:
@@ -223,17 +277,23 @@ async def _submit_and_wait(url: str, token: str, spec: runs.RunSpec, *, wait: bo
     return 0 if status.phase is runs.Phase.SUCCEEDED else 1
 
 
-async def _print_logs(url: str, token: str, run_id: str, *, follow: bool) -> int:
+async def _print_logs(
+    url: str, token: str, run_id: str, *, follow: bool, namespace: str | None = None, hint: str = ""
+) -> int:
     from workpath import directives
     from workpath_operator.service import stores
 
     headers = {"Authorization": f"Bearer {token}"}
+    params = {"follow": "1" if follow else "0"} | ({"namespace": namespace} if namespace else {})
     async with (
         aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http,
-        http.get(f"{url}/v1/runs/{run_id}/logs", params={"follow": "1" if follow else "0"}) as response,
+        http.get(f"{url}/v1/runs/{run_id}/logs", params=params) as response,
     ):
         if response.status == 404:
-            print(f"workpath logs: no run {run_id}", file=sys.stderr)
+            print(f"workpath logs: the service has no run {run_id} (any more){hint}", file=sys.stderr)
+            return 1
+        if response.status != 200:
+            print(f"workpath logs: the service refused ({response.status}): {await response.text()}", file=sys.stderr)
             return 1
         async for line in response.content:
             if line.strip():

@@ -4,7 +4,9 @@ The kopf handlers hand every watch event of a Routine to :class:`Reconciler`.
 Events are idempotent: a Routine whose run the operator knows already (restored at
 startup, submitted before, or a child Routine it made itself) is left alone, and so
 is a Routine that carries a ``status.runID``, since only the operator writes that and
-it restores every unfinished one at startup. So kopf's initial listing after a
+it restores every unfinished one at startup. A Routine whose spec cannot be run, or whose
+params are over ``max_params_bytes`` (which the CRD's schema cannot check), fails at once
+with ``InvalidSpec`` and the reason. So kopf's initial listing after a
 restart, and the events our own status writes cause, cost a dictionary lookup.
 
 No finalizer: a deletion is seen in the watch (``DELETED``, or a ``deletionTimestamp``
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workpath_operator.kube import resources, routine_store
-from workpath_operator.service import dispatching
+from workpath_operator.service import dispatching, limiting, runs
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -54,11 +56,20 @@ class Reconciler:
             return
         try:
             spec = resources.spec_of(body)
+            self._check_params(spec)
         except resources.InvalidRoutineError as exc:
             self._store.reject(body, exc)
             return
         self._store.expect(body)
         self._dispatcher.submit(spec, key=resources.key(metadata["namespace"], metadata["name"]), run_id=run_id)
+
+    def _check_params(self, spec: runs.RunSpec) -> None:
+        """Params over ``max_params_bytes`` (the CRD cannot count bytes) make the Routine invalid."""
+        dispatcher = self._dispatcher
+        refusal = limiting.params_refusal(spec.routine_id, spec.params, limit=dispatcher.settings.max_params_bytes)
+        if refusal is not None:
+            dispatcher.breaches.count(limiting.Limit.PARAMS_BYTES)
+            raise resources.InvalidRoutineError(f"the Routine's spec cannot be run: {refusal}")
 
     def deleted(self, body: Mapping[str, Any]) -> None:
         metadata = body["metadata"]

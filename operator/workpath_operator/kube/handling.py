@@ -2,7 +2,8 @@
 
 Handlers stay thin. The startup and cleanup handlers start and stop the directive
 service (see :mod:`~workpath_operator.kube.operating`); every Routine watch event goes to
-:class:`Served`'s ``observe``. Only a watching handler (``@kopf.on.event``) is registered
+:class:`Served`'s ``observe``, every event of a worker pod (``workpath.dev/worker``) to its
+``observe_worker_pod``. Only a watching handler (``@kopf.on.event``) is registered
 for Routines, on purpose: kopf then keeps no diff-base or progress annotations and adds
 no finalizer, so it never writes to a Routine. Every write per Routine counts when
 thousands are created per minute.
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import kopf
 import kubernetes_asyncio.client
 
-from workpath_operator.kube import clients, pools, resources
+from workpath_operator.kube import clients, pools, resources, worker_pods
 
 
 class Served(Protocol):
@@ -27,6 +28,8 @@ class Served(Protocol):
     async def stop(self) -> None: ...
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+
+    def observe_worker_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
 
 
 class Pooled(Protocol):
@@ -62,6 +65,11 @@ def registry(
     @kopf.on.event(resources.GROUP, resources.VERSION, resources.PLURAL, registry=handlers)
     async def routine_event(event: kopf.RawEvent, **_: Any) -> None:
         served.observe(event["type"], event["object"])
+
+    # The same watch of pods as the pools' (kopf watches a resource once and filters for each handler).
+    @kopf.on.event("", "v1", "pods", labels={worker_pods.WORKER_LABEL: kopf.PRESENT}, registry=handlers)
+    async def worker_pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        served.observe_worker_pod(event["type"], event["object"])
 
     if pooled is not None:
         _watch_pools(handlers, pooled)

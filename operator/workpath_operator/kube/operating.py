@@ -33,6 +33,7 @@ from workpath_operator.kube import (
     reviewing,
     routine_store,
     settings,
+    worker_pods,
 )
 from workpath_operator.service import authenticating, serving
 
@@ -82,6 +83,7 @@ class Operator:
         )
         self._client = client
         self._reconciler: admitting.Reconciler | None = None
+        self._worker_pods: worker_pods.WorkerPodWatch | None = None
         self._pools: pooling.PoolController | None = None
         self._pool_events: recording.EventRecorder | None = None
         self._started = False
@@ -97,6 +99,7 @@ class Operator:
             self.failure = exc
             raise
         self._reconciler = admitting.Reconciler(store=self.store, dispatcher=self.service.dispatcher)
+        self._worker_pods = worker_pods.WorkerPodWatch(self.service.dispatcher)
         settings = self.settings
         if settings.worker_url:
             self._start_pools(settings.worker_url)
@@ -108,6 +111,7 @@ class Operator:
         if self._started:
             self._started = False
             self._reconciler = None
+            self._worker_pods = None
             if self._pools is not None and self._pool_events is not None:
                 await self._pools.close()
                 await self._pool_events.close()
@@ -120,6 +124,11 @@ class Operator:
             logger.warning("a %s event of a Routine came while the operator is not serving", event_type)
             return
         self._reconciler.observe(event_type, body)
+
+    def observe_worker_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a worker pod: its worker is lost at once if the pod says its process is gone."""
+        if self._worker_pods is not None:
+            self._worker_pods.observe(event_type, body)
 
     def _start_pools(self, worker_url: str) -> None:
         """Run the WorkerPool controller, fed by the dispatcher's queue changes."""
