@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pathlib
 import time
 
 import workpath
@@ -21,3 +24,14 @@ async def calls(ctx: workpath.Context, count: int) -> list[float]:
         await ctx.call("bench.noop")
         durations.append(time.perf_counter() - started)
     return durations
+
+
+@workpath.routine("bench.nap")
+async def nap(ctx: workpath.Context, seconds: float, markers: str = "") -> None:
+    """Sleep ``seconds``; with ``markers`` (a folder), first leave ``started.<run>.<attempt>.<pid>`` in it.
+
+    The markers show a run that started twice (bench/pools.py counts them: a scale-down must interrupt none).
+    """
+    if markers:
+        (pathlib.Path(markers) / f"started.{ctx.run_id}.{ctx.attempt}.{os.getpid()}").touch()
+    await asyncio.sleep(seconds)
