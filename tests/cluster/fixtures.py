@@ -62,12 +62,15 @@ def node_cluster(k8s_binaries: builds.Binaries) -> Iterator[node.NodeCluster]:
         if _in_ci():
             pytest.fail(str(e), pytrace=False)
         pytest.skip(str(e))
+    before = restoring.observe()
     try:
         running = node.NodeCluster.start(binaries=k8s_binaries)
     except restoring.NodeBusyError as e:
         pytest.skip(str(e))  # Another session's node (even under CI: the machine is shared, not broken).
     with running:
         yield running
+    changed = restoring.differences(before, restoring.observe())
+    assert not changed, f"The node's teardown left the host changed: {changed}"
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import signal
 import tempfile
 import time
 import types
@@ -322,6 +323,18 @@ class NodeCluster:
             self._lock.release()
         if problems:
             raise errors.ClusterError(f"The node's teardown left the host changed: {'; '.join(problems)}")
+
+    def crash(self) -> None:
+        """SIGKILL the node's processes as a killed test runner leaves them (shims, containers, mounts, rules stay),
+        and stop the control plane; restore nothing: :func:`restoring.restore_leftovers` does, from the state file."""
+        self._stopped = True
+        for process in [*self._processes.values(), *filter(None, [self.containerd.process])]:
+            process.signal(signal.SIGKILL)
+            process.popen.wait()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self._lock is not None:
+            self._lock.release()
 
     def _stop_process(self, name: str) -> None:
         process = self._processes.get(name)

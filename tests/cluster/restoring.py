@@ -139,6 +139,15 @@ def observe() -> Observation:
     )
 
 
+def differences(before: Observation, after: Observation) -> dict[str, tuple[object, object]]:
+    """What differs between two observations, by field: ``{name: (before, after)}``."""
+    return {
+        field.name: (getattr(before, field.name), getattr(after, field.name))
+        for field in dataclasses.fields(before)
+        if getattr(before, field.name) != getattr(after, field.name)
+    }
+
+
 def restore(state: HostState) -> list[str]:
     """Undo everything the node did; return what could not be undone (empty: the host is as it was)."""
     problems: list[str] = []
