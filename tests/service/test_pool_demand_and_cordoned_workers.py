@@ -84,3 +84,18 @@ async def test_a_cordoned_worker_gets_no_new_runs_until_uncordoned(
         third.run_id
     ]
     dispatcher.cordon("nobody", cordoned=True)  # a worker the service does not know: nothing happens
+
+
+async def test_a_freed_slot_wakes_the_pool_so_it_can_scale_down(
+    dispatcher: dispatching.Dispatcher, workers: fakes.FakeWorkers
+) -> None:
+    woken: list[str] = []
+    dispatcher.on_pool_demand(woken.append)
+    dispatcher.declare_pools({"reports": ["reports.*"]})
+    worker = workers.attach("reports-1", slots=1, routines=("reports.*",), pool="reports")
+    dispatcher.submit(spec())
+    (start,) = await workers.starts(worker)
+    woken.clear()
+    workers.complete(worker, start)  # the last run ends: nothing queued changes, but the load fell to zero
+    assert "reports" in woken
+    assert dispatcher.pool_demand("reports") == dispatching.scaling.Demand(queued=0, running=0)

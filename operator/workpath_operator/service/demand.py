@@ -14,8 +14,8 @@ run counts toward exactly one pool, so two pools never both scale up for the sam
 
 Which pool a (pool, routine ID) pair maps to is cached; the cache is rebuilt when the pools change, which is
 rare. Counting is O(1) per change; a change of a pool's queue is reported through ``on_change`` so that the
-autoscaler scales up at once instead of polling, and so is a worker of a declared pool connecting or going.
-(The slots a pool's workers hold are counted from the workers themselves, when the autoscaler asks: a dispatch
+autoscaler scales up at once instead of polling, and so is a worker of a declared pool connecting, going or
+freeing a slot (so that a pool whose last run ended scales down without waiting for anything else). (The slots a pool's workers hold are counted from the workers themselves, when the autoscaler asks: a dispatch
 moves a run from queued to running and changes no pool's total demand.)
 """
 
@@ -98,7 +98,7 @@ class PoolDemand:
                 self._on_change(pool)
 
     def workers_changed(self, pool: str) -> None:
-        """A worker of ``pool`` connected or went: its listener hears of it (a declared pool only)."""
+        """A worker of ``pool`` connected, went or freed a slot: its listener hears of it (a declared pool only)."""
         if self._on_change is not None and pool in self._pools:
             self._on_change(pool)
 

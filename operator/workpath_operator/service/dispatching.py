@@ -226,6 +226,8 @@ class Dispatcher:
         if session.accepting:
             self.matcher.mark_available(session)
             self.fill(session)
+        # A pool's load fell: its autoscaler starts counting down to a smaller size (a no-op without pools).
+        self.matcher.demand.workers_changed(session.pool)
 
     def adopt(self, run: runs.Run, session: sessions.WorkerSession, attempt: int) -> None:
         """A reconnected worker holds an attempt the service never recorded: it keeps it."""
