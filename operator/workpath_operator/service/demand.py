@@ -15,8 +15,9 @@ run counts toward exactly one pool, so two pools never both scale up for the sam
 Which pool a (pool, routine ID) pair maps to is cached; the cache is rebuilt when the pools change, which is
 rare. Counting is O(1) per change; a change of a pool's queue is reported through ``on_change`` so that the
 autoscaler scales up at once instead of polling, and so is a worker of a declared pool connecting, going or
-freeing a slot (so that a pool whose last run ended scales down without waiting for anything else). (The slots a pool's workers hold are counted from the workers themselves, when the autoscaler asks: a dispatch
-moves a run from queued to running and changes no pool's total demand.)
+freeing a slot (so that a pool whose last run ended scales down without waiting for anything else). The slots
+a pool's workers hold are counted from the workers themselves when the autoscaler asks: a dispatch moves a run
+from queued to running and changes no pool's total demand.
 """
 
 from __future__ import annotations
