@@ -18,8 +18,11 @@ KUBECONFIG_DIR = "/etc/workpath-test"
 
 
 def operator_values(port: int) -> dict[str, Any]:
-    """``operator`` values: the kubeconfig Secret mounted and used; the directive service on ``port``."""
+    """``operator`` values: one replica, the kubeconfig Secret mounted and used; the directive service on ``port``."""
     return {
+        # One replica (it still elects itself): the process-kubelet runs pods on one host, where two could not
+        # both listen on ``port``.
+        "replicas": 1,
         "port": port,
         "extraEnv": [{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],
         "extraVolumes": [{"name": "kubeconfig", "secret": {"secretName": KUBECONFIG_SECRET}}],

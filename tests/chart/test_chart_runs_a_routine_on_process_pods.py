@@ -31,6 +31,9 @@ def _values(namespace: str, port: int) -> dict[str, Any]:
     return {
         "rbac": {"clusterWide": False},
         "operator": {
+            # One replica (it still elects itself): the process-kubelet runs pods on one host, where two could
+            # not both listen on ``port``.
+            "replicas": 1,
             "port": port,
             "allowedServiceAccounts": [f"{namespace}:workpath-worker"],
             "extraEnv": [{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],

@@ -157,11 +157,14 @@ class Harness:
         args: Sequence[str] = (),
         namespaced: bool = True,
         wait: bool = True,
+        port: int | None = None,
     ) -> OperatorProcess:
-        """``python -m workpath_operator --namespace NS`` on this harness's port (the same for every operator).
+        """``python -m workpath_operator --namespace NS`` on this harness's port (the same for every operator), or
+        on ``port`` (replicas running at once need a port each, behind something on the harness's port).
 
         ``namespaced=False`` leaves ``--namespace`` out (give ``--all-namespaces`` in ``args``).
         """
+        port = self.port if port is None else port
         name = f"operator-{sum(isinstance(p, OperatorProcess) for p in self.processes) + 1}"
         argv = [
             sys.executable,
@@ -169,16 +172,14 @@ class Harness:
             "workpath_operator",
             *(("--namespace", self.namespace) if namespaced else ()),
             "--port",
-            str(self.port),
+            str(port),
             "--log-level",
             "debug",
             *FAST,
             *((f"--token={self.token}",) if shared_token else ()),
             *args,
         ]
-        operator = OperatorProcess(
-            name, argv, env=self.env(kubeconfig), log=self.workdir / f"{name}.log", port=self.port
-        )
+        operator = OperatorProcess(name, argv, env=self.env(kubeconfig), log=self.workdir / f"{name}.log", port=port)
         self.processes.append(operator)
         if wait:
             operator.wait_ready()

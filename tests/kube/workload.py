@@ -51,3 +51,14 @@ async def fan(ctx: workpath.Context, markers: str, gate: str, parts: int) -> lis
     """``parts`` sub-routines of ``k8s.block`` at once; their results."""
     results: list[str] = await ctx.gather(*(ctx.call("k8s.block", markers=markers, gate=gate) for _ in range(parts)))
     return results
+
+
+@workpath.routine("k8s.nap")
+async def nap(ctx: workpath.Context, markers: str, seconds: float) -> int:
+    """Mark that this attempt started (``started.<run>.<attempt>.<pid>``), sleep ``seconds``, mark that it ended
+    (``done.<run>.<attempt>``); the attempt."""
+    folder = pathlib.Path(markers)
+    (folder / f"started.{ctx.run_id}.{ctx.attempt}.{os.getpid()}").touch()
+    await asyncio.sleep(seconds)
+    (folder / f"done.{ctx.run_id}.{ctx.attempt}").touch()
+    return ctx.attempt
