@@ -59,9 +59,13 @@ async def test_the_file_follows_connecting_reconnecting_connected_draining_and_s
             assert passed, reason
             assert reason.startswith(f"ready: worker unit-worker (pid {probing.read(path).pid}) is connected (")
 
+            # Refused while it reconnects, so that "reconnecting" lasts until the test has seen it.
+            service.refuse_with = 503
             await connection.close()
             await waiting.eventually(lambda: state(path) == "reconnecting", what="the lost connection recorded")
-            assert f"lost the connection to {service.url}" in probing.read(path).detail
+            detail = probing.read(path).detail
+            assert f"lost the connection to {service.url}" in detail or f"cannot connect to {service.url}" in detail
+            service.refuse_with = None
             connection = await service.next_connection()
             await connection.expect(directives.Ready)
             await waiting.eventually(lambda: state(path) == "connected", what="the reconnection recorded")

@@ -15,29 +15,71 @@ Define routines in a module of yours and start a worker with it::
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from workpath import contexts, errors, routines, settings
+if TYPE_CHECKING:
+    from workpath.contexts import Context, SubroutineCall, context
+    from workpath.errors import (
+        ContextError,
+        InvalidParamsError,
+        PermanentError,
+        RoutineDefinitionError,
+        RoutineFailedError,
+        TemporaryError,
+        WorkpathError,
+    )
+    from workpath.routines import RoutineDefinition, routine
+    from workpath.settings import WorkerSettings
 
-try:
-    __version__ = importlib.metadata.version("workpath")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+    __version__: str
 
-routine = routines.routine
-RoutineDefinition = routines.RoutineDefinition
-Context = contexts.Context
-context = contexts.context
-SubroutineCall = contexts.SubroutineCall
-WorkerSettings = settings.WorkerSettings
+# Public names and the module each comes from. They are loaded on first use (PEP 562): `workpath probe`, which a
+# worker pod runs every few seconds, imports this package but needs none of them (nor pydantic, which they load).
+_LAZY = {
+    "routine": "routines",
+    "RoutineDefinition": "routines",
+    "Context": "contexts",
+    "context": "contexts",
+    "SubroutineCall": "contexts",
+    "WorkerSettings": "settings",
+    "WorkpathError": "errors",
+    "TemporaryError": "errors",
+    "PermanentError": "errors",
+    "RoutineFailedError": "errors",
+    "RoutineDefinitionError": "errors",
+    "InvalidParamsError": "errors",
+    "ContextError": "errors",
+}
 
-WorkpathError = errors.WorkpathError
-TemporaryError = errors.TemporaryError
-PermanentError = errors.PermanentError
-RoutineFailedError = errors.RoutineFailedError
-RoutineDefinitionError = errors.RoutineDefinitionError
-InvalidParamsError = errors.InvalidParamsError
-ContextError = errors.ContextError
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            version = metadata.version("workpath")
+        except metadata.PackageNotFoundError:  # a source tree that is not installed
+            version = "0.0.0+unknown"
+        globals()["__version__"] = version
+        return version
+    module = _LAZY.get(name)
+    if module is None:
+        # A submodule used as an attribute (``workpath.contexts``) without its own import, as before.
+        try:
+            return importlib.import_module(f"workpath.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"workpath.{name}":
+                raise
+            raise AttributeError(f"module 'workpath' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"workpath.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, "__version__"])
+
 
 __all__ = [
     "Context",

@@ -12,7 +12,6 @@ parsed without loading the other commands (nor aiohttp, which they import).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import os
 import pathlib
@@ -20,10 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-import pydantic
-
 import workpath
-from workpath import errors, probing, routines, settings
+from workpath import probing
 
 ENTRY_POINT_GROUP = "workpath.commands"
 EXIT_USAGE = 2
@@ -47,6 +44,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> NoRet
 
 def build_parser(*, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command: the worker's, the probe's, and those of the entry points."""
+    import importlib.metadata
+
     parser, subparsers = _root_parser(prog=prog)
     add_worker_command(subparsers)
     add_probe_command(subparsers)
@@ -61,13 +60,16 @@ def build_parser(*, prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _probe_parser(*, prog: str | None) -> argparse.ArgumentParser:
-    """The parser of ``workpath probe`` alone: fast to build, as a probe runs often."""
-    parser, subparsers = _root_parser(prog=prog)
+    """The parser of ``workpath probe`` alone: fast to build, as a probe runs often (no pydantic, no version
+    look-up in the package metadata)."""
+    parser, subparsers = _root_parser(prog=prog, version=False)
     add_probe_command(subparsers)
     return parser
 
 
-def _root_parser(*, prog: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
+def _root_parser(
+    *, prog: str | None, version: bool = True
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
     parser = argparse.ArgumentParser(
         prog=prog or "workpath",
         description="Run Python routines on a fleet of workers.",
@@ -76,13 +78,16 @@ def _root_parser(*, prog: str | None) -> tuple[argparse.ArgumentParser, argparse
             "flags win. 'workpath COMMAND --help' lists them with their defaults."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {workpath.__version__}")
+    if version:
+        parser.add_argument("--version", action="version", version=f"%(prog)s {workpath.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     return parser, subparsers
 
 
 def add_worker_command(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``workpath worker MODULE [MODULE ...]`` with one flag per worker setting."""
+    from workpath import settings  # here: pydantic is not needed to run a probe
+
     parser = subparsers.add_parser(
         "worker",
         help="run a worker with the routines of some modules",
@@ -108,7 +113,9 @@ def add_worker_command(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_worker_command(args: argparse.Namespace) -> int:
     """The handler of ``workpath worker``."""
-    from workpath import working  # here: aiohttp's client is only needed to run a worker
+    import pydantic
+
+    from workpath import errors, routines, settings, working  # here: a probe needs none of them
 
     try:
         worker_settings = settings.WorkerSettings.load(**settings.WorkerSettings.flag_values(args))

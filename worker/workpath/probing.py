@@ -21,7 +21,6 @@ and :mod:`workpath.errors`, never aiohttp or pydantic, and ``workpath probe`` bu
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -136,6 +135,8 @@ class StatusFile:
 
     async def keep_fresh(self) -> None:
         """Refresh the file every interval until cancelled: run in the worker's event loop, it shows it is alive."""
+        import asyncio  # here: the probe command, which imports this module, needs no event loop
+
         while True:
             await asyncio.sleep(self.interval)
             self.refresh()
