@@ -42,7 +42,7 @@ def test_a_pool_scales_from_zero_to_its_max_runs_everything_and_returns_to_zero(
                 k8s_api, namespace, name, routineID="k8s.block", params={"markers": str(markers), "gate": str(gate)}
             )
         # 100 runs, 4 slots a worker: 25 workers called for, 5 allowed.
-        worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 5, timeout=10)
+        worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 5, timeout=30)
         limited = waiting.wait_for(
             lambda: (
                 (c := worker_pools.condition(k8s_api, namespace, POOL, "ScalingLimited")).get("status") == "True" and c
@@ -71,9 +71,14 @@ def test_a_pool_scales_from_zero_to_its_max_runs_everything_and_returns_to_zero(
             timeout=30,
             what="20 runs (5 workers x 4 slots) to start",
         )
-        status = worker_pools.status(k8s_api, namespace, POOL)
-        assert (status["queued"], status["running"], status["busySlots"]) == (80, 20, 20)
-        assert status["desiredReplicas"] == 5
+        waiting.wait_for(
+            lambda: (
+                (s := worker_pools.status(k8s_api, namespace, POOL))
+                and (s.get("queued"), s.get("running"), s.get("busySlots"), s.get("desiredReplicas")) == (80, 20, 20, 5)
+            ),
+            timeout=10,
+            what="the pool's status to say 80 queued, 20 running on 20 busy slots, 5 desired",
+        )
 
         gate.touch()
         for name in names:
@@ -141,3 +146,21 @@ def test_a_scale_down_lets_idle_workers_go_and_keeps_the_busy_one_until_its_run_
         assert (done["status"]["phase"], done["status"]["attempt"], done["status"]["worker"]) == ("Succeeded", 1, busy)
         assert len(list(markers.glob("started.*"))) == 1  # it ran exactly once: never interrupted, never re-run
         worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 0, timeout=20)
+
+
+def test_a_pool_with_no_delay_is_back_at_zero_as_soon_as_its_last_run_ends(
+    k8s_cluster: controlplane.Cluster,
+    k8s_namespace: str,
+    k8s_api: kubernetes.client.ApiClient,
+    process_kubelet: kubelet.ProcessKubelet,
+    tmp_path: pathlib.Path,
+) -> None:
+    namespace = k8s_namespace
+    with operators.Harness(k8s_cluster, namespace, tmp_path) as harness:
+        _operator(harness)
+        worker_pools.create(k8s_api, namespace, POOL, **worker_pools.pool_spec(scaleDownDelaySeconds=0))
+        routines.create(k8s_api, namespace, "one", routineID="k8s.sized", params={"size": 3})
+        done = routines.wait_for_phase(k8s_api, namespace, "one", *routines.FINISHED, timeout=60)
+        assert done["status"]["phase"] == "Succeeded"
+        # Nothing else happens in the pool: the freed slot alone must bring it back to zero.
+        worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 0, timeout=5)
