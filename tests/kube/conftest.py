@@ -34,6 +34,20 @@ def operator(harness: operators.Harness) -> operators.OperatorProcess:
     return harness.start_operator()
 
 
+@pytest.fixture
+def pool_operator(harness: operators.Harness) -> operators.OperatorProcess:
+    """An operator that also runs WorkerPools: their pods' workers reach it at the harness's URL."""
+    return harness.start_operator(args=("--worker-url", harness.url))
+
+
+@pytest.fixture
+def markers(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A folder for the marker files of tests.kube.workload's routines (what ran, which attempt, where)."""
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    return folder
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

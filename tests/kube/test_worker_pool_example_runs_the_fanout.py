@@ -23,6 +23,7 @@ def test_the_example_pool_runs_the_example_fanout(
     k8s_api: kubernetes.client.ApiClient,
     process_kubelet: kubelet.ProcessKubelet,
     tmp_path: pathlib.Path,
+    pool_operator: operators.OperatorProcess,
 ) -> None:
     namespace = k8s_namespace
     pool = yaml.safe_load((EXAMPLES / "workerpool.yaml").read_text())
@@ -30,27 +31,25 @@ def test_the_example_pool_runs_the_example_fanout(
     manifest = tmp_path / "workerpool.yaml"
     manifest.write_text(yaml.safe_dump(pool))
     name = pool["metadata"]["name"]
-    with operators.Harness(k8s_cluster, namespace, tmp_path) as harness:
-        harness.start_operator(args=("--worker-url", harness.url))
-        k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(manifest))
-        worker_pools.wait_for_replicas(k8s_api, namespace, name, 0)
-        k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "fanout.yaml"))
-        done = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
-        assert done["status"]["phase"] == "Succeeded", done["status"]
-        assert done["status"]["subroutines"]["succeeded"] == 12
-        assert done["status"]["worker"].startswith(f"{name}-workers-")
-        decisions = [message for reason, message in worker_pools.events(k8s_api, namespace, name)]
-        assert decisions and all(DECISION.match(message) for message in decisions), decisions
-        shown = k8s_cluster.kubectl("-n", namespace, "get", "wp", name, "-o", "wide").stdout
-        assert shown.split("\n")[0].split() == [
-            "NAME",
-            "IMAGE",
-            "DESIRED",
-            "READY",
-            "QUEUED",
-            "AGE",
-            "RUNNING",
-            "MIN",
-            "MAX",
-            "CONNECTED",
-        ]
+    k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(manifest))
+    worker_pools.wait_for_replicas(k8s_api, namespace, name, 0)
+    k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "fanout.yaml"))
+    done = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["subroutines"]["succeeded"] == 12
+    assert done["status"]["worker"].startswith(f"{name}-workers-")
+    decisions = [message for reason, message in worker_pools.events(k8s_api, namespace, name)]
+    assert decisions and all(DECISION.match(message) for message in decisions), decisions
+    shown = k8s_cluster.kubectl("-n", namespace, "get", "wp", name, "-o", "wide").stdout
+    assert shown.split("\n")[0].split() == [
+        "NAME",
+        "IMAGE",
+        "DESIRED",
+        "READY",
+        "QUEUED",
+        "AGE",
+        "RUNNING",
+        "MIN",
+        "MAX",
+        "CONNECTED",
+    ]
