@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from workpath_operator.kube import clients, coalescing, pools, recording
+from workpath_operator.kube import clients, coalescing, pool_statuses, pools, recording
 from workpath_operator.service import scaling
 
 logger = logging.getLogger("workpath.pools")
@@ -45,9 +45,6 @@ LINGER = 0.02
 COST_VISIBLE_TIMEOUT = 5.0
 """Seconds to wait for the pods to show their new deletion costs before the replicas are patched."""
 MERGE_PATCH = "application/merge-patch+json"
-NOT_STARTING_REASONS = frozenset(
-    {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"}
-)
 
 
 class Fleet(Protocol):
@@ -116,6 +113,15 @@ class PoolController:
             if pool.recheck is not None:
                 pool.recheck.cancel()
         await self._queue.close()
+
+    def service_accounts(self) -> frozenset[str]:
+        """The ServiceAccounts (``NAMESPACE:NAME``) the pools' workers run as: the one each valid pool names, or
+        its namespace's ``default``; their tokens may connect as workers."""
+        return frozenset(
+            f"{namespace}:{pool.spec.service_account_name or 'default'}"
+            for (namespace, _), pool in self._pools.items()
+            if pool.spec is not None
+        )
 
     async def settled(self, timeout: float) -> bool:
         """Wait until no reconcile is pending or running (tests and benchmarks)."""
@@ -400,8 +406,10 @@ class PoolController:
         previous = {c["type"]: c for c in (pool.status or {}).get("conditions", [])}
         if pool.spec is None:
             conditions = [
-                _condition(previous, pools.INVALID_SPEC, True, "InvalidSpec", pool.invalid or ""),
-                _condition(previous, pools.READY, False, "InvalidSpec", "the spec cannot be run; see InvalidSpec"),
+                pool_statuses.condition(previous, pools.INVALID_SPEC, True, "InvalidSpec", pool.invalid or ""),
+                pool_statuses.condition(
+                    previous, pools.READY, False, "InvalidSpec", "the spec cannot be run; see InvalidSpec"
+                ),
             ]
             return {"observedGeneration": generation, "conditions": conditions}
         demand = self._fleet.pool_demand(key[1])
@@ -409,17 +417,21 @@ class PoolController:
         deployment_status = (pool.deployment or {}).get("status") or {}
         ready = int(deployment_status.get("readyReplicas") or 0)
         desired = recommendation.desired if recommendation is not None else (pool.replicas or 0)
-        failing = _not_starting(pool.pods.values())
+        failing = pool_statuses.not_starting(pool.pods.values())
         if failing:
-            ready_condition = _condition(previous, pools.READY, False, "WorkersNotStarting", failing)
+            ready_condition = pool_statuses.condition(previous, pools.READY, False, "WorkersNotStarting", failing)
         elif ready >= desired:
-            ready_condition = _condition(previous, pools.READY, True, "WorkersReady", f"{ready} of {desired} ready")
+            ready_condition = pool_statuses.condition(
+                previous, pools.READY, True, "WorkersReady", f"{ready} of {desired} ready"
+            )
         else:
-            ready_condition = _condition(previous, pools.READY, False, "WorkersStarting", f"{ready} of {desired} ready")
+            ready_condition = pool_statuses.condition(
+                previous, pools.READY, False, "WorkersStarting", f"{ready} of {desired} ready"
+            )
         limited = recommendation is not None and recommendation.limited
         conditions = [
             ready_condition,
-            _condition(
+            pool_statuses.condition(
                 previous,
                 pools.SCALING_LIMITED,
                 limited,
@@ -428,7 +440,7 @@ class PoolController:
                 if limited and recommendation is not None
                 else "",
             ),
-            _condition(previous, pools.INVALID_SPEC, False, "Valid", ""),
+            pool_statuses.condition(previous, pools.INVALID_SPEC, False, "Valid", ""),
         ]
         status: dict[str, Any] = {
             "observedGeneration": generation,
@@ -458,28 +470,6 @@ def _cost(pod: Body | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _not_starting(pods: Iterable[Body]) -> str:
-    """Why the pool's pods do not start, if they do not (crash loops, image pulls, failed processes)."""
-    for pod in pods:
-        status = pod.get("status") or {}
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in NOT_STARTING_REASONS:
-                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}".strip()
-        if status.get("phase") == "Failed":
-            return f"pod {pod['metadata']['name']} failed: {status.get('message') or status.get('reason') or 'exited'}"
-    return ""
-
-
-def _condition(previous: Mapping[str, Body], kind: str, value: bool, reason: str, message: str) -> dict[str, Any]:
-    text = "True" if value else "False"
-    old = previous.get(kind)
-    if old is not None and old.get("status") == text and old.get("reason") == reason and old.get("message") == message:
-        return dict(old)
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return {"type": kind, "status": text, "reason": reason, "message": message, "lastTransitionTime": now}
 
 
 def _ref(body: Body) -> recording.ObjectRef:
