@@ -11,35 +11,22 @@ workers dial 127.0.0.1 (no cluster DNS resolves the Service's name here).
 
 from __future__ import annotations
 
-import base64
 import secrets
 from typing import Any
 
 import kubernetes.client
 import yaml
 
-from tests.chart import rendering
-from tests.cluster import controlplane, kubelet, lookups, manifests, processes, waiting
+from tests.chart import pod_installs, rendering
+from tests.cluster import controlplane, kubelet, manifests, processes, waiting
 
-OPERATOR_ACCOUNT = "workpath-operator"
-KUBECONFIG_SECRET = "operator-kubeconfig"
-KUBECONFIG_DIR = "/etc/workpath-test"
 ROUTINE = rendering.REPO / "examples" / "routine.yaml"
 
 
 def _values(namespace: str, port: int) -> dict[str, Any]:
     return {
         "rbac": {"clusterWide": False},
-        "operator": {
-            # One replica (it still elects itself): the process-kubelet runs pods on one host, where two could
-            # not both listen on ``port``.
-            "replicas": 1,
-            "port": port,
-            "allowedServiceAccounts": [f"{namespace}:workpath-worker"],
-            "extraEnv": [{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],
-            "extraVolumes": [{"name": "kubeconfig", "secret": {"secretName": KUBECONFIG_SECRET}}],
-            "extraVolumeMounts": [{"name": "kubeconfig", "mountPath": KUBECONFIG_DIR, "readOnly": True}],
-        },
+        "operator": pod_installs.operator_values(port) | {"allowedServiceAccounts": [f"{namespace}:workpath-worker"]},
         "workers": {
             "enabled": True,
             "replicas": 2,
@@ -51,24 +38,6 @@ def _values(namespace: str, port: int) -> dict[str, Any]:
             ],
         },
     }
-
-
-def _kubeconfig(cluster: controlplane.Cluster, token: str) -> str:
-    """A kubeconfig that authenticates as the operator's ServiceAccount, nothing more."""
-    authority = base64.b64encode(cluster.ca_file.read_bytes()).decode()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": cluster.server, "certificate-authority-data": authority}}],
-        "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "test", "user": OPERATOR_ACCOUNT}}],
-        "current-context": "operator",
-    }
-    return yaml.safe_dump(config)
-
-
-def _ready_pods(core: kubernetes.client.CoreV1Api, namespace: str, selector: str) -> list[kubernetes.client.V1Pod]:
-    return [p for p in core.list_namespaced_pod(namespace, label_selector=selector).items if lookups.pod_is_ready(p)]
 
 
 def test_chart_pods_run_the_example_routine_to_success(
@@ -88,22 +57,16 @@ def test_chart_pods_run_the_example_routine_to_success(
 
     with cluster_helm.installed(release, rendering.CHART, namespace=namespace, values=_values(namespace, port)):
         # The operator pod waits for its kubeconfig Secret, as a kubelet waits for a missing volume source.
-        token = core.create_namespaced_service_account_token(
-            OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-        ).status.token
-        core.create_namespaced_secret(
-            namespace,
-            {"metadata": {"name": KUBECONFIG_SECRET}, "stringData": {"kubeconfig": _kubeconfig(k8s_cluster, token)}},
-        )
+        pod_installs.create_operator_kubeconfig(k8s_cluster, core, namespace)
         # Ready means the kubelet's httpGet of /readyz on the chart's port passed.
         (operator,) = waiting.wait_for(
-            lambda: _ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=operator"),
+            lambda: pod_installs.ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=operator"),
             timeout=60,
             what="the operator pod to pass its readiness probe",
         )
         workers = waiting.wait_for(
             lambda: (
-                (pods := _ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=worker"))
+                (pods := pod_installs.ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=worker"))
                 and len(pods) == 2
                 and pods
             ),
