@@ -1,7 +1,8 @@
 """Debian's containerd for the node, run by the test harness with its own configuration, directories and socket.
 
-Everything it can be told to keep elsewhere lives under the node's working directory: root (images, snapshots),
-state, the CRI's network namespaces, runc's state, the CNI configuration and IP allocations. What it cannot be
+Everything it can be told to keep elsewhere lives under the node's working directory: state, the CRI's network
+namespaces, runc's state, the CNI configuration and IP allocations; its root (images, snapshots) is kept in the
+cache between runs, so that an unchanged image is imported once. What it cannot be
 told (its shims' sockets under /run/containerd/s) is restored by :mod:`tests.cluster.restoring`.
 Images come from docker archives (:mod:`tests.cluster.images`): ``ctr images import``, never a pull.
 """
@@ -23,8 +24,12 @@ IMPORT_TIMEOUT = 120.0
 class Containerd:
     """A containerd process: :meth:`start`, :meth:`import_images`, then stop it with :meth:`stop`."""
 
-    def __init__(self, *, workdir: pathlib.Path, cni_bin_dir: pathlib.Path, cni_conf_dir: pathlib.Path) -> None:
+    def __init__(
+        self, *, workdir: pathlib.Path, root: pathlib.Path, cni_bin_dir: pathlib.Path, cni_conf_dir: pathlib.Path
+    ) -> None:
         self.workdir = workdir
+        self.root = root
+        """Images and snapshots: kept between runs (in the cache) so that unchanged images are not imported again."""
         self.socket = workdir / "containerd.sock"
         self.config = workdir / "config.toml"
         self.cni_bin_dir = cni_bin_dir
@@ -51,9 +56,20 @@ class Containerd:
         if self.process is not None:
             processes.stop_all([self.process], timeout=timeout)
 
+    def forget_containers(self) -> None:
+        """Delete the containers an earlier run left in the kept root (their processes were killed by its teardown)."""
+        leftovers = self.ctr("containers", "list", "--quiet").stdout.split()
+        if leftovers:
+            self.ctr("containers", "delete", *leftovers, check=False, timeout=60)
+
     def import_images(self, archives: list[images.Image]) -> dict[str, float]:
-        """Import each archive unless containerd has its reference already; return the seconds each import took."""
+        """Import each archive unless containerd has its reference already (and drop earlier versions of ours);
+        return the seconds each import took."""
+        wanted = {image.reference for image in archives}
         present = set(self.ctr("images", "list", "--quiet").stdout.split())
+        stale = [ref for ref in present - wanted if ref.startswith(f"{images.REPOSITORY}/")]
+        if stale:
+            self.ctr("images", "remove", *stale, check=False)
         took = {}
         for image in archives:
             if image.reference in present:
@@ -77,7 +93,7 @@ class Containerd:
         final child's PID from pipe: EOF") when asked to lower an oom_score_adj; ``SystemdCgroup = false``: no
         systemd, the kubelet's cgroup driver is cgroupfs.
         """
-        root, state = self.workdir / "root", self.workdir / "state"
+        root, state = self.root, self.workdir / "state"
         cri = '[plugins."io.containerd.grpc.v1.cri"]'
         runc = f"{cri[:-1]}.containerd.runtimes.runc]"
         return f"""version = 2

@@ -51,17 +51,22 @@ def process_kubelet(k8s_cluster: controlplane.Cluster) -> Iterator[kubelet.Proce
 
 
 @pytest.fixture(scope="session")
-def node_cluster(k8s_binaries: builds.Binaries) -> Iterator[node.NodeCluster]:
-    """A control plane of its own plus one real node (kubelet, containerd, kube-proxy, scheduler, CoreDNS), with the
-    project's images built here and imported; the host is restored after the session. Skipped (failed under CI)
-    without root, cgroups, the node's packages or binaries."""
+def node_binaries(k8s_binaries: builds.Binaries) -> node.NodeBinaries:
+    """The node tier's binaries, once the host is known to be fit for a real node. Skipped (failed under CI) without
+    root, cgroups, the node's packages or binaries, with a message that names what is missing."""
     try:
         prerequisites.check_host()
-        node.NodeBinaries.find(k8s_binaries)
+        return node.NodeBinaries.find(k8s_binaries)
     except (prerequisites.PrerequisiteError, errors.BinariesMissingError) as e:
         if _in_ci():
             pytest.fail(str(e), pytrace=False)
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def node_cluster(k8s_binaries: builds.Binaries, node_binaries: node.NodeBinaries) -> Iterator[node.NodeCluster]:
+    """A control plane of its own plus one real node (kubelet, containerd, kube-proxy, scheduler, CoreDNS), with the
+    project's images built here and imported; the host is checked to be as it was after the session."""
     before = restoring.observe()
     try:
         running = node.NodeCluster.start(binaries=k8s_binaries)

@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 NODE_NAME = "workpath-node"
 CGROUP_NAME = "workpath-node"
 STOP_TIMEOUT = 10.0
-DRAIN_TIMEOUT = 30.0
 WORKLOADS = "deployments,replicasets,statefulsets,daemonsets,jobs"
 
 
@@ -101,6 +100,7 @@ class NodeCluster:
         self.cluster: controlplane.Cluster | None = None
         self.containerd = containerd.Containerd(
             workdir=workdir / "containerd",
+            root=builds.cache_dir() / "node" / "containerd",
             cni_bin_dir=prerequisites.cni_plugin_dir(),
             cni_conf_dir=workdir / "cni" / "net.d",
         )
@@ -166,6 +166,7 @@ class NodeCluster:
         networking.write_cni_config(self.workdir / "cni" / "net.d", ipam_dir=self.workdir / "cni" / "ipam")
         self.containerd.start(sandbox_image=self.images["pause"].reference)
         self._milestone("containerd serving", started)
+        self.containerd.forget_containers()
         self.containerd.import_images(list(self.images.values()))
         self._milestone("images imported", started)
         self._start_coredns()
@@ -342,19 +343,14 @@ class NodeCluster:
             processes.stop_all([process], timeout=STOP_TIMEOUT)
 
     def _drain(self) -> None:
-        """Delete workload controllers, then pods (with a short grace), while the kubelet still runs to stop them."""
+        """Delete the workload controllers, then their pods, without waiting: with the scheduler stopped nothing
+        comes back, and :func:`restoring.restore` kills what the kubelet has not stopped yet."""
         assert self.cluster is not None
-        kubelet = self._processes.get("kubelet")
-        if kubelet is None or kubelet.returncode is not None:
-            return
         try:
-            self.cluster.kubectl("delete", WORKLOADS, "--all", "--all-namespaces", "--wait=false", timeout=30)
-            self.cluster.kubectl(
-                "delete", "pods", "--all", "--all-namespaces", "--grace-period=1", f"--timeout={DRAIN_TIMEOUT:.0f}s",
-                check=False, timeout=DRAIN_TIMEOUT + 10,
-            )  # fmt: skip
+            for kinds in (WORKLOADS, "pods"):
+                self.cluster.kubectl("delete", kinds, "--all", "--all-namespaces", "--wait=false", timeout=30)
         except Exception:  # The host is restored anyway; a failed drain only leaves more for restore to kill.
-            logger.exception("Draining the node's pods failed.")
+            logger.exception("Deleting the node's workloads failed.")
 
     def __enter__(self) -> Self:
         return self

@@ -12,21 +12,30 @@ import kubernetes.client
 import yaml
 
 from tests.chart import rendering
-from tests.cluster import manifests, node
+from tests.cluster import manifests, node, waiting
 from tests.node import deploying
 
 EXAMPLES = rendering.REPO / "examples"
 
 
-def _children(routines: kubernetes.client.CustomObjectsApi, namespace: str, run_id: str) -> list[dict[str, Any]]:
-    listed = routines.list_namespaced_custom_object(
-        manifests.GROUP,
-        manifests.VERSION,
-        namespace,
-        manifests.ROUTINES,
-        label_selector=f"workpath.dev/root-run={run_id}",
-    )
-    return [item for item in listed["items"] if item.get("status", {}).get("parentRunID")]
+def _children(
+    routines: kubernetes.client.CustomObjectsApi, namespace: str, run_id: str, *, count: int
+) -> list[dict[str, Any]]:
+    """The child Routines of the run, once ``count`` of them have Succeeded (their status is written asynchronously)."""
+
+    def succeeded() -> list[dict[str, Any]] | None:
+        listed = routines.list_namespaced_custom_object(
+            manifests.GROUP,
+            manifests.VERSION,
+            namespace,
+            manifests.ROUTINES,
+            label_selector=f"workpath.dev/root-run={run_id}",
+        )
+        done = [item for item in listed["items"] if item.get("status", {}).get("phase") == "Succeeded"]
+        children = [item for item in done if item["metadata"]["name"] != run_id and item["status"].get("parentRunID")]
+        return children if len(children) >= count else None
+
+    return waiting.wait_for(succeeded, timeout=30, what=f"{count} succeeded child Routines of run {run_id}")
 
 
 def _apply_example(cluster: node.NodeCluster, namespace: str, name: str) -> str:
@@ -59,16 +68,15 @@ def test_chart_runs_the_examples_on_real_pods(
     assert status["subroutines"]["succeeded"] == status["subroutines"]["total"] == 4
     assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in status["conditions"]), status
     assert status["observedGeneration"] == 1
-    children = _children(routines, namespace, status["runID"])
+    children = _children(routines, namespace, status["runID"], count=4)
     assert len(children) == 4
-    assert all(child["status"]["phase"] == "Succeeded" for child in children)
     assert {child["status"]["parentRunID"] for child in children} == {status["runID"]}
 
     fanout = _apply_example(node_cluster, namespace, "fanout.yaml")
     fanout_status = deploying.wait_finished(routines, namespace, fanout)["status"]
     assert fanout_status["phase"] == "Succeeded", fanout_status
     assert fanout_status["subroutines"]["succeeded"] == 12
-    assert len(_children(routines, namespace, fanout_status["runID"])) == 12
+    assert len(_children(routines, namespace, fanout_status["runID"], count=12)) == 12
 
     # `kubectl logs` (apiserver -> kubelet -> containerd's log file) has the run's own log lines.
     logs = node_cluster.control_plane.kubectl("-n", namespace, "logs", status["worker"]).stdout
