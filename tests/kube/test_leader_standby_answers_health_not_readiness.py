@@ -62,7 +62,9 @@ async def test_losing_the_lease_calls_for_the_end_and_a_normal_end_releases_it()
 
     b, _ = elector(server, "b")
     await b.acquire()  # once the Lease a could not renew has expired
-    async with electing.leading(b, on_lost=lost.clear):
+    async with electing.leading(b, on_lost=lost.clear) as leadership:
         assert server.holder == "b"
-    assert server.holder is None  # released, not left to expire
+        await leadership.release()  # as soon as the service stopped writing
+        assert server.holder is None  # released, not left to expire
+    assert server.holder is None
     assert lost.is_set()  # a normal end is not a loss

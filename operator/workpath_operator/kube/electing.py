@@ -232,25 +232,38 @@ async def stand_by(elector: Elector, *, host: str, port: int) -> bool:
     return elector.leading
 
 
+class Leadership:
+    """The Lease renewed beside the serving; :meth:`release` ends it (see :func:`leading`)."""
+
+    def __init__(self, elector: Elector, *, on_lost: Callable[[], None]) -> None:
+        self._elector = elector
+        self._on_lost = on_lost
+        self._keeping = asyncio.create_task(elector.keep(), name="workpath-lease-renew")
+        self._keeping.add_done_callback(self._lost)
+
+    async def release(self) -> None:
+        """Stop renewing and release the Lease (the first call does): a standby takes over at its next look."""
+        self._keeping.remove_done_callback(self._lost)
+        await aiotasks.cancel_and_wait([self._keeping])
+        await self._elector.release()
+
+    def _lost(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            self._on_lost()
+
+
 @contextlib.asynccontextmanager
-async def leading(elector: Elector, *, on_lost: Callable[[], None]) -> AsyncIterator[None]:
-    """Renew the Lease while the body runs, call ``on_lost`` the moment it is lost, release it at the end.
+async def leading(elector: Elector, *, on_lost: Callable[[], None]) -> AsyncIterator[Leadership]:
+    """Renew the Lease while the body runs, call ``on_lost`` the moment it is lost, release it at the end, or
+    earlier with :meth:`Leadership.release`, as soon as nothing more will be written.
 
     ``on_lost`` must stop the serving at once: another replica may lead a moment later.
     """
-
-    def lost(task: asyncio.Task[None]) -> None:
-        if not task.cancelled():
-            on_lost()
-
-    keeping = asyncio.create_task(elector.keep(), name="workpath-lease-renew")
-    keeping.add_done_callback(lost)
+    leadership = Leadership(elector, on_lost=on_lost)
     try:
-        yield
+        yield leadership
     finally:
-        keeping.remove_done_callback(lost)
-        await aiotasks.cancel_and_wait([keeping])
-        await elector.release()
+        await leadership.release()
 
 
 class StandbyProbes:
