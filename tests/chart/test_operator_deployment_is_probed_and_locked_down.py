@@ -70,6 +70,9 @@ def test_operator_command_watches_the_namespaces_its_rbac_allows(
         str(rendering.DIRECTIVE_PORT),
         "--worker-url",
         worker_url,
+        # Worker tokens of the chart's workers' account are accepted (and those of the WorkerPools' accounts).
+        "--allowed-service-account",
+        f"{rendering.NAMESPACE}:workpath-worker",
     ]
 
 

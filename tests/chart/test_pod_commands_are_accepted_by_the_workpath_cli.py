@@ -53,12 +53,19 @@ def test_worker_command_and_environment_configure_the_worker(render: Callable[..
 OPERATOR_CASES = {
     "cluster-wide": ({}, {"all_namespaces": True, "namespaces": ()}),
     "namespaced": ({"rbac": {"clusterWide": False}}, {"all_namespaces": False, "namespaces": (rendering.NAMESPACE,)}),
+    "any-account": ({"operator": {"allowAnyServiceAccount": True}}, {"allow_any_service_account": True}),
     "everything": (
         rendering.VALUE_SETS["everything"],
         {
             "all_namespaces": False,
             "namespaces": (rendering.NAMESPACE,),
-            "allowed_service_accounts": ("workpath-system:workpath-worker", "analytics:reports-worker"),
+            # The chart's workers' account first, then those named.
+            "allowed_service_accounts": (
+                f"{rendering.NAMESPACE}:workpath-worker",
+                "workpath-system:workpath-worker",
+                "analytics:reports-worker",
+            ),
+            "allow_any_service_account": False,
         },
     ),
 }
@@ -82,3 +89,6 @@ def test_operator_command_configures_the_operator(
     assert operator_settings.token_review is True
     assert operator_settings.token_audience == rendering.AUDIENCE
     assert (operator_settings.host, operator_settings.port) == ("0.0.0.0", rendering.DIRECTIVE_PORT)
+    # The replicas elect their leader on a Lease in the pod's namespace, each under its pod's name.
+    assert operator_settings.leader_elect is True
+    assert (operator_settings.election_namespace, operator_settings.leader_identity) == (rendering.NAMESPACE, POD_NAME)

@@ -1,9 +1,10 @@
 """Least RBAC, proven both ways. The operator runs under its chart ServiceAccount with only the chart's rendered
-rules (namespaced) through the scenarios it exists for: Routines run (with sub-routines, and one deleted after its
-TTL) on the pods of a WorkerPool that the operator scales from zero and back, whose Deployment is deleted by hand
-and restored, and whose spec changes. The API server's audit log then says what the operator asked for: every
-request must be granted (a missing verb fails), and every granted permission must have been used (an unused grant
-fails)."""
+rules (namespaced) through the scenarios it exists for: Routines run (with sub-routines, one deleted after its TTL,
+and one submitted over the runs API by a user whom RBAC allows, which costs a TokenReview and a SubjectAccessReview)
+on the pods of a WorkerPool that the operator scales from zero and back, whose Deployment is deleted by hand
+and restored, and whose spec changes; it elects itself leader on the chart's Lease, and releases it when it stops.
+The API server's audit log then says what the operator asked for: every request must be granted (a missing verb
+fails), and every granted permission must have been used (an unused grant fails)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import kubernetes.client
 import pytest
 
 from tests.cluster import audit, controlplane, kubelet, waiting
-from tests.kube import operator_rbac, operators, routines, worker_pools
+from tests.kube import identities, operator_rbac, operators, routines, worker_pools
 
 WORKER_ACCOUNT = "workpath-worker"
+SUBMITTER = "submitter"
 POOL = "reports"
 
 RARE_PATHS = {
@@ -25,6 +27,32 @@ RARE_PATHS = {
     ),
 }
 """Permissions the chart grants for paths a scenario cannot reach on purpose, each with the reason."""
+
+
+def _submit_over_the_runs_api(
+    k8s_api: kubernetes.client.ApiClient, core: kubernetes.client.CoreV1Api, namespace: str, *, port: int
+) -> str:
+    """A user allowed to create Routines submits a run over the runs API; the name of its Routine."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": SUBMITTER}})
+    rules = [{"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": ["create"]}]
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": SUBMITTER}, "rules": rules})
+    subject = {"kind": "ServiceAccount", "name": SUBMITTER, "namespace": namespace}
+    role = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SUBMITTER}
+    rbac.create_namespaced_role_binding(
+        namespace, {"metadata": {"name": SUBMITTER}, "roleRef": role, "subjects": [subject]}
+    )
+    user = identities.token(core, namespace, SUBMITTER, audiences=())
+    spec = {"routineID": "k8s.sized", "params": {"size": 2}}
+    status, body = identities.call(port, "POST", f"/v1/runs?namespace={namespace}", user, body=spec)
+    assert status == 201 and isinstance(body, dict), body
+    return str(body["routine"]["name"])
+
+
+def _lease_name(rendered: str) -> str:
+    """The one Lease the chart's RBAC lets the operator read and write."""
+    (name,) = {name for rule in operator_rbac.rules(rendered) for name in rule.get("resourceNames", [])}
+    return str(name)
 
 
 def test_the_chart_grants_exactly_what_the_operator_uses(
@@ -52,7 +80,16 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
             operator = harness.start_operator(
                 kubeconfig=kubeconfig,
                 shared_token=False,
-                args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}", "--worker-url", harness.url),
+                args=(
+                    "--allowed-service-account",
+                    f"{namespace}:{WORKER_ACCOUNT}",
+                    "--worker-url",
+                    harness.url,
+                    # As the chart runs it: electing its leader on the Lease its RBAC names.
+                    "--leader-elect",
+                    "--lease-name",
+                    _lease_name(rendered),
+                ),
             )
             spec = worker_pools.pool_spec(
                 modules=["examples.reports", "tests.kube.workload"],
@@ -66,8 +103,10 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
             routines.create(
                 k8s_api, namespace, "brief", routineID="k8s.sized", params={"size": 1}, ttlSecondsAfterFinished=0
             )
+            submitted = _submit_over_the_runs_api(k8s_api, core, namespace, port=operator.port)
             done = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
             assert done["status"]["phase"] == "Succeeded", done["status"]
+            routines.wait_for_phase(k8s_api, namespace, submitted, "Succeeded", timeout=30)
             routines.wait_until_gone(k8s_api, namespace, "brief")
             worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 0, timeout=30)
 

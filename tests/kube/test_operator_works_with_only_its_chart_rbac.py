@@ -6,12 +6,12 @@ in. A fan-out Routine succeeds: list, watch, status patches, child Routines and 
 
 from __future__ import annotations
 
+import base64
+import http.client
 import pathlib
 import secrets
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,16 +125,18 @@ def _worker_deployment(url: str) -> dict[str, Any]:
     }
 
 
-def _status(port: int, token: str) -> int:
-    """The HTTP status of the service's workers API for a bearer token (same authenticator as the workers')."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/workers/status", headers={"Authorization": f"Bearer {token}"}
-    )
+def _status(port: int, token: str, *, path: str = "/v1/workers") -> int:
+    """The HTTP status of a request with a bearer token: by default the workers' socket's upgrade (101: the token
+    connects as a worker, 401: it does not)."""
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    key = {"Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode()}
+    headers = {"Authorization": f"Bearer {token}"} | (upgrade | key if path == "/v1/workers" else {})
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return e.code
+        connection.request("GET", path, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_operator_serves_routines_with_only_the_chart_rbac(
@@ -167,9 +169,11 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
         request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
         return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
 
-    assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 200
+    assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 101
     assert _status(harness.port, tokens(WORKER_ACCOUNT, "someone-else")) == 401
     assert _status(harness.port, tokens("intruder", AUDIENCE)) == 401
+    # A worker's token is no runs API credential: RBAC grants the workers' account nothing on Routines.
+    assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE), path="/v1/workers/status") == 403
 
     pods = waiting.wait_for(
         lambda: (

@@ -43,16 +43,24 @@ class FakeApi:
         return {"authenticated": True, "user": {"username": self.username}, "audiences": list(self.audiences)}
 
 
-def authenticator(api: FakeApi, **options: Any) -> reviewing.TokenReviewAuthenticator:
-    return reviewing.TokenReviewAuthenticator(api, **options)  # type: ignore[arg-type]
+def authenticator(
+    api: FakeApi, *, accounts: reviewing.AllowedAccounts = reviewing.ANY_ACCOUNT, **options: Any
+) -> reviewing.TokenReviewAuthenticator:
+    return reviewing.TokenReviewAuthenticator(api, accounts=accounts, **options)  # type: ignore[arg-type]
+
+
+async def who(auth: authenticating.Authenticator, token: str) -> str | None:
+    """The username the authenticator finds behind ``token``, None if it refuses it."""
+    identity = await auth.authenticate(token)
+    return identity.username if identity is not None else None
 
 
 async def test_a_reviewed_token_is_accepted_and_remembered() -> None:
     api = FakeApi()
     auth = authenticator(api)
     token = jwt(600)
-    assert await auth.authenticate(token) == WORKER
-    assert await auth.authenticate(token) == WORKER
+    assert await who(auth, token) == WORKER
+    assert await who(auth, token) == WORKER
     assert api.reviews == 1
 
 
@@ -62,7 +70,7 @@ async def test_concurrent_connections_with_one_token_share_one_review() -> None:
     api.delay = 0.05
     auth = authenticator(api)
     token = jwt(600)
-    assert await asyncio.gather(*(auth.authenticate(token) for _ in range(5))) == [WORKER] * 5
+    assert await asyncio.gather(*(who(auth, token) for _ in range(5))) == [WORKER] * 5
     assert api.reviews == 1
 
 
@@ -80,9 +88,10 @@ async def test_a_token_for_another_audience_is_refused() -> None:
 
 
 async def test_only_allowed_service_accounts_get_in() -> None:
-    assert await authenticator(FakeApi(), allowed=["jobs:workpath-worker"]).authenticate(jwt(600)) == WORKER
+    allowed = reviewing.AllowedAccounts(["jobs:workpath-worker"])
+    assert await who(authenticator(FakeApi(), accounts=allowed), jwt(600)) == WORKER
     intruder = FakeApi(username="system:serviceaccount:jobs:intruder")
-    assert await authenticator(intruder, allowed=["jobs:workpath-worker"]).authenticate(jwt(600)) is None
+    assert await authenticator(intruder, accounts=allowed).authenticate(jwt(600)) is None
 
 
 async def test_a_failing_api_server_refuses_the_token() -> None:
@@ -110,6 +119,6 @@ async def test_any_of_accepts_what_one_accepts() -> None:
 
     shared = authenticating.SharedTokenAuthenticator("s3cret")
     either = authenticating.AnyOfAuthenticator([shared, authenticator(FakeApi())])
-    assert await either.authenticate("s3cret") == "shared-token"
-    assert await either.authenticate(jwt(600)) == WORKER
+    assert await who(either, "s3cret") == "shared-token"
+    assert await who(either, jwt(600)) == WORKER
     assert await either.authenticate("bad") is None

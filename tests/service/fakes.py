@@ -44,8 +44,10 @@ class FakeWorkers:
         routines: Iterable[str] = ("*",),
         pool: str = "default",
         running: Iterable[tuple[runs.Run, int]] = (),
+        holder: str = "shared-token",
     ) -> sessions.WorkerSession:
-        """A worker says ``v1.ready`` on a new connection, holding ``running`` (run, attempt) pairs."""
+        """A worker says ``v1.ready`` on a new connection, holding ``running`` (run, attempt) pairs; ``holder`` is
+        the identity that connects (``Identity.holder``)."""
         socket = FakeSocket()
         ws = cast(web.WebSocketResponse, socket)
         ready = directives.Ready(
@@ -55,7 +57,7 @@ class FakeWorkers:
             pool=pool,
             running=[directives.HeldRun(run_id=run.run_id, attempt=attempt) for run, attempt in running],
         )
-        session = self.dispatcher.roster.attach(ws, ready)
+        session = self.dispatcher.roster.attach(ws, ready, holder=holder)
         self._sockets[session.worker_id] = socket
         self._writers.append(asyncio.create_task(session.write(ws), name=f"fake-writer-{worker}"))
         return session

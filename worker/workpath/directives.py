@@ -50,6 +50,9 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_RUN = "unknown_run"
     STALE_ATTEMPT = "stale_attempt"
     RESULT_TOO_LARGE = "result_too_large"
+    #: The worker ID announced in ``v1.ready`` is held by another identity, or is not this pod's name; the
+    #: connection is closed after it.
+    WORKER_ID_REFUSED = "worker_id_refused"
 
 
 class ErrorType(enum.StrEnum):

@@ -157,6 +157,15 @@ class KubernetesClient:
         status: Body = answer.get("status") or {}
         return status
 
+    async def review_access(self, spec: Body) -> Body:
+        """The ``status`` of a SubjectAccessReview (``allowed``, ``denied``, ``reason``) of ``spec``: whether a
+        user (``user``, ``uid``, ``groups``, ``extra``) may do ``resourceAttributes`` (verb, group, resource,
+        namespace)."""
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        answer = await self.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)
+        status: Body = answer.get("status") or {}
+        return status
+
     # ------------------------------------------------------------------ transport
 
     async def request(

@@ -17,7 +17,7 @@ started after it that is still alive when it stops (the service's connections, s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import kopf
@@ -25,6 +25,7 @@ import kopf
 from workpath import directives
 from workpath_operator.kube import (
     admitting,
+    authorizing,
     clients,
     handling,
     pooling,
@@ -33,6 +34,7 @@ from workpath_operator.kube import (
     reviewing,
     routine_store,
     settings,
+    submitting,
     worker_pods,
 )
 from workpath_operator.service import authenticating, serving
@@ -79,7 +81,10 @@ class Operator:
             client, settings=settings, on_vanished=self._cancel, finished_kept=settings.finished_runs_kept
         )
         self.service = serving.DirectiveService(
-            settings=settings, store=self.store, authenticator=authenticator(client, settings)
+            settings=settings,
+            store=self.store,
+            authenticator=authenticator(client, settings, pools=self._pool_accounts),
+            access=runs_access(client, settings, admit=lambda body: self.observe("ADDED", body)),
         )
         self._client = client
         self._reconciler: admitting.Reconciler | None = None
@@ -164,20 +169,31 @@ class Operator:
     def _cancel(self, run_id: directives.RunID, reason: str) -> None:
         self.service.dispatcher.cancel(run_id, reason=reason)
 
+    def _pool_accounts(self) -> frozenset[str]:
+        """The ServiceAccounts of the WorkerPools run here (none without --worker-url)."""
+        return self._pools.service_accounts() if self._pools is not None else frozenset()
+
 
 def authenticator(
-    client: clients.KubernetesClient, settings: settings.OperatorSettings
+    client: clients.KubernetesClient,
+    settings: settings.OperatorSettings,
+    *,
+    pools: Callable[[], Collection[str]],
 ) -> authenticating.Authenticator:
-    """The shared token if one is set, then TokenReview if enabled; at least one of them."""
+    """The workers': the shared token if one is set, then TokenReview if enabled (at least one of them), for
+    the allowed ServiceAccounts and those ``pools()`` names, or any with --allow-any-service-account."""
     choices: list[authenticating.Authenticator] = []
     if settings.token:
         choices.append(authenticating.SharedTokenAuthenticator(settings.token))
     if settings.token_review:
+        accounts = reviewing.AllowedAccounts(
+            settings.allowed_service_accounts, pools=pools, any_account=settings.allow_any_service_account
+        )
         choices.append(
             reviewing.TokenReviewAuthenticator(
                 client,
-                audience=settings.token_audience,
-                allowed=settings.allowed_service_accounts,
+                accounts=accounts,
+                audiences=((settings.token_audience,),),
                 cache_seconds=settings.token_cache_seconds,
                 cache_size=settings.token_cache_size,
             )
@@ -185,3 +201,27 @@ def authenticator(
     if not choices:
         raise ValueError("workers could not authenticate: enable --token-review or give --token (WORKPATH_TOKEN)")
     return choices[0] if len(choices) == 1 else authenticating.AnyOfAuthenticator(choices)
+
+
+def runs_access(
+    client: clients.KubernetesClient, settings: settings.OperatorSettings, *, admit: Callable[[clients.Body], object]
+) -> submitting.RoutineAccess:
+    """The runs API's: Kubernetes tokens (the shared token too, to be told it is not one), RBAC on Routines."""
+    reviewed = reviewing.runs_api_authenticator(
+        client,
+        audience=settings.token_audience,
+        cache_seconds=settings.token_cache_seconds,
+        cache_size=settings.token_cache_size,
+    )
+    callers: authenticating.Authenticator = reviewed
+    if settings.token:
+        callers = authenticating.AnyOfAuthenticator([authenticating.SharedTokenAuthenticator(settings.token), reviewed])
+    return submitting.RoutineAccess(
+        client,
+        authenticator=callers,
+        reviewer=authorizing.SubjectAccessReviewer(
+            client, cache_seconds=settings.authorization_cache_seconds, cache_size=settings.authorization_cache_size
+        ),
+        namespaces=() if settings.all_namespaces else settings.namespaces,
+        admit=admit,
+    )

@@ -34,14 +34,26 @@ class OperatorSettings(settings.ServiceSettings):
     """Audience a worker's ServiceAccount token must be issued for."""
 
     allowed_service_accounts: tuple[str, ...] = ()
-    """Only these ServiceAccounts (NAMESPACE:NAME) may connect as workers; any if empty; repeat the flag
-    for several (comma-separated in the environment)."""
+    """ServiceAccounts (NAMESPACE:NAME) whose tokens may connect as workers, besides those the WorkerPools name
+    (spec.serviceAccountName, or the pool namespace's default account); repeat the flag for several
+    (comma-separated in the environment)."""
+
+    allow_any_service_account: bool = False
+    """Let a token of any ServiceAccount (for the token audience) connect as a worker, not only the allowed ones
+    and the WorkerPools' (a pod that can get such a token could then take runs and their params)."""
 
     token_cache_seconds: float = pydantic.Field(default=30.0, ge=0)
     """Seconds a token that passed TokenReview is trusted without asking again."""
 
     token_cache_size: int = pydantic.Field(default=1024, ge=0)
     """Most tokens remembered as reviewed."""
+
+    authorization_cache_seconds: float = pydantic.Field(default=5.0, ge=0)
+    """Seconds an answer of Kubernetes RBAC (SubjectAccessReview) about a runs API caller is remembered, allowed
+    or not: a role granted or revoked counts within this time."""
+
+    authorization_cache_size: int = pydantic.Field(default=4096, ge=0)
+    """Most RBAC answers remembered."""
 
     status_writers: int = pydantic.Field(default=16, ge=1)
     """Concurrent writes to the API server (status patches, child Routines, deletions); a Routine has at most

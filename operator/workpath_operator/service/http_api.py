@@ -1,39 +1,114 @@
 """The HTTP API of runs and workers, used by ``workpath run``, ``workpath logs`` and operators of the service.
 
-- ``POST /v1/runs``: submit a run (the body is a run spec; 413 when its params are over ``max_params_bytes``);
-  ``GET /v1/runs/{id}[?wait=SECONDS]``: read it, waiting up to ``wait`` for it to finish;
-  ``DELETE /v1/runs/{id}[?reason=...]``: cancel it; ``GET /v1/runs/{id}/logs[?follow=1]``: its log lines as NDJSON.
+- ``POST /v1/runs``: submit a run (the body is a run spec); ``GET /v1/runs/{id}[?wait=SECONDS]``: read it,
+  waiting up to ``wait`` for it to finish; ``DELETE /v1/runs/{id}[?reason=...]``: cancel it;
+  ``GET /v1/runs/{id}/logs[?follow=1]``: its log lines as NDJSON.
 - ``GET /v1/workers/status``: the workers the service knows and what they hold.
 
-Every route takes the workers' bearer token. A run is looked up in the dispatcher, then in the store.
+Every route takes a bearer token, and asks the :class:`Access` whether its identity may do that:
+
+- local mode (:class:`LocalAccess`): whoever has the shared token may do anything, and runs live in memory;
+- operator mode (``kube.submitting``): every runs route names its namespace (``?namespace=NS``, required), the
+  caller must be allowed the same with Routines there by Kubernetes RBAC (create to submit, get to read a run or
+  its logs, delete to cancel; list in every served namespace for the workers' status), and a submitted run
+  becomes a Routine, named in the answer (``routine``: ``{"namespace", "name"}``).
+
+A run is looked up in the dispatcher, then in the store; in operator mode only in the namespace named.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import json
+from typing import Any, Protocol
 
 import pydantic
 from aiohttp import web
 
 from workpath import directives
-from workpath_operator.service import authenticating, dispatching, gatekeeping, limiting, runs, stores
+from workpath_operator.service import authenticating, dispatching, gatekeeping, runs, stores
+
+
+class Verb(enum.StrEnum):
+    """What a caller does, named as the Kubernetes verb on Routines it stands for."""
+
+    CREATE = "create"
+    GET = "get"
+    DELETE = "delete"
+    LIST = "list"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submitted:
+    """Where a submitted run went: its run ID, and its Routine (``namespace``, ``name``) when it has one."""
+
+    run_id: directives.RunID
+    routine: tuple[str, str] | None = None
+
+
+class Access(Protocol):
+    """Who may call the runs API, what each may do, and what a submitted run becomes."""
+
+    @property
+    def authenticator(self) -> authenticating.Authenticator:
+        """Who the caller is (it may accept more than the workers' authenticator does)."""
+
+    @property
+    def namespaced(self) -> bool:
+        """Whether every runs route names a namespace, and runs are found only in theirs."""
+
+    async def authorize(self, identity: authenticating.Identity, *, verb: Verb, namespace: str | None) -> str | None:
+        """None when ``identity`` may do ``verb`` in ``namespace`` (None: every namespace served); else why not."""
+
+    async def submit(
+        self, spec: runs.RunSpec, *, namespace: str | None, identity: authenticating.Identity
+    ) -> Submitted:
+        """Submit a run; :class:`SubmitError` when it cannot be."""
+
+
+class SubmitError(Exception):
+    """A run could not be submitted; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class LocalAccess:
+    """Local mode: any authenticated caller may do anything; runs are submitted to the dispatcher (in memory)."""
+
+    def __init__(self, authenticator: authenticating.Authenticator, *, dispatcher: dispatching.Dispatcher) -> None:
+        self._authenticator = authenticator
+        self._dispatcher = dispatcher
+
+    @property
+    def authenticator(self) -> authenticating.Authenticator:
+        return self._authenticator
+
+    @property
+    def namespaced(self) -> bool:
+        return False
+
+    async def authorize(self, identity: authenticating.Identity, *, verb: Verb, namespace: str | None) -> str | None:
+        return None
+
+    async def submit(
+        self, spec: runs.RunSpec, *, namespace: str | None, identity: authenticating.Identity
+    ) -> Submitted:
+        return Submitted(self._dispatcher.submit(spec).run_id)
 
 
 class HttpApi:
     """The routes of the API, added to an application by :meth:`mount`."""
 
-    def __init__(
-        self,
-        *,
-        dispatcher: dispatching.Dispatcher,
-        store: stores.RunStore,
-        authenticator: authenticating.Authenticator,
-    ) -> None:
+    def __init__(self, *, dispatcher: dispatching.Dispatcher, store: stores.RunStore, access: Access) -> None:
         self._dispatcher = dispatcher
         self._store = store
-        self._authenticator = authenticator
+        self._access = access
 
     def mount(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/runs", self._submit)
@@ -43,31 +118,24 @@ class HttpApi:
         router.add_get("/v1/workers/status", self._workers)
 
     async def _submit(self, request: web.Request) -> web.Response:
-        await gatekeeping.authenticate(request, self._authenticator)
+        identity, namespace = await self._admit(request, Verb.CREATE)
         try:
             spec = runs.RunSpec.model_validate_json(await request.read())
         except pydantic.ValidationError as exc:
             raise _bad_request(exc) from None
-        self._check_params(spec)
-        run = self._dispatcher.submit(spec)
-        return _json(run.status(), status=201)
-
-    def _check_params(self, spec: runs.RunSpec) -> None:
-        """413 for params over ``max_params_bytes``, with the limit and how to change it."""
-        limit = self._dispatcher.settings.max_params_bytes
-        refusal = limiting.params_refusal(spec.routine_id, spec.params, limit=limit)
-        if refusal is not None:
-            self._dispatcher.breaches.count(limiting.Limit.PARAMS_BYTES)
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit,
-                actual_size=limiting.params_bytes(spec.params),
-                text=json.dumps({"error": refusal}),
-                content_type="application/json",
+        try:
+            submitted = await self._access.submit(spec, namespace=namespace, identity=identity)
+        except SubmitError as exc:
+            return web.Response(
+                text=json.dumps({"error": exc.message}), status=exc.status, content_type="application/json"
             )
+        run = self._dispatcher.get(submitted.run_id) or self._store.get(submitted.run_id)
+        status = run.status() if run is not None else _pending(submitted.run_id, spec)
+        return _json(status, routine=submitted.routine, status=201)
 
     async def _read(self, request: web.Request) -> web.Response:
-        await gatekeeping.authenticate(request, self._authenticator)
-        run = self._find(request)
+        _, namespace = await self._admit(request, Verb.GET)
+        run = self._find(request, namespace)
         wait = request.query.get("wait")
         if wait and not run.phase.finished:
             try:
@@ -76,17 +144,17 @@ class HttpApi:
                 raise web.HTTPBadRequest(text=f"wait={wait!r} is not a number of seconds") from None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._dispatcher.wait_finished(run)), seconds)
-        return _json(run.status())
+        return _json(run.status(), routine=self._routine(run))
 
     async def _cancel(self, request: web.Request) -> web.Response:
-        await gatekeeping.authenticate(request, self._authenticator)
-        run = self._find(request)
+        _, namespace = await self._admit(request, Verb.DELETE)
+        run = self._find(request, namespace)
         self._dispatcher.cancel(run.run_id, reason=request.query.get("reason", "cancelled by request"))
-        return _json(run.status())
+        return _json(run.status(), routine=self._routine(run))
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
-        await gatekeeping.authenticate(request, self._authenticator)
-        run = self._find(request)
+        _, namespace = await self._admit(request, Verb.GET)
+        run = self._find(request, namespace)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         if request.query.get("follow") in {"1", "true", "yes"}:
@@ -99,7 +167,8 @@ class HttpApi:
         return response
 
     async def _workers(self, request: web.Request) -> web.Response:
-        await gatekeeping.authenticate(request, self._authenticator)
+        identity = await gatekeeping.authenticate(request, self._access.authenticator)
+        await self._authorize(identity, Verb.LIST, None)
         body = [
             {
                 "workerID": s.worker_id,
@@ -115,16 +184,65 @@ class HttpApi:
         ]
         return web.json_response(body)
 
-    def _find(self, request: web.Request) -> runs.Run:
+    async def _admit(self, request: web.Request, verb: Verb) -> tuple[authenticating.Identity, str | None]:
+        """Who calls (401 if nobody), in which namespace (400 if one is needed and missing), and 403 unless
+        allowed."""
+        identity = await gatekeeping.authenticate(request, self._access.authenticator)
+        namespace = request.query.get("namespace") or None
+        if self._access.namespaced and namespace is None:
+            raise web.HTTPBadRequest(
+                text=json.dumps(
+                    {
+                        "error": "say which namespace: add ?namespace=NS to the URL; runs are Routines there, and "
+                        "Kubernetes RBAC on Routines in that namespace decides what you may do"
+                    }
+                ),
+                content_type="application/json",
+            )
+        await self._authorize(identity, verb, namespace)
+        return identity, namespace
+
+    async def _authorize(self, identity: authenticating.Identity, verb: Verb, namespace: str | None) -> None:
+        refusal = await self._access.authorize(identity, verb=verb, namespace=namespace)
+        if refusal is not None:
+            raise web.HTTPForbidden(text=json.dumps({"error": refusal}), content_type="application/json")
+
+    def _find(self, request: web.Request, namespace: str | None) -> runs.Run:
         run_id = directives.RunID(request.match_info["run_id"])
         run = self._dispatcher.get(run_id) or self._store.get(run_id)
+        if run is not None and self._access.namespaced and _namespace_of(run) != namespace:
+            run = None  # another namespace's run is not there: the caller learns nothing of it
         if run is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": f"no run {run_id}"}), content_type="application/json")
+            where = f" in namespace {namespace}" if self._access.namespaced else ""
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no run {run_id}{where}"}), content_type="application/json"
+            )
         return run
 
+    def _routine(self, run: runs.Run) -> tuple[str, str] | None:
+        if not self._access.namespaced or run.key is None:
+            return None
+        namespace, _, name = run.key.partition("/")
+        return namespace, name
 
-def _json(view: runs.RunStatus, *, status: int = 200) -> web.Response:
-    return web.Response(body=view.model_dump_json(exclude_none=True), status=status, content_type="application/json")
+
+def _namespace_of(run: runs.Run) -> str | None:
+    return run.key.partition("/")[0] if run.key else None
+
+
+def _pending(run_id: directives.RunID, spec: runs.RunSpec) -> runs.RunStatus:
+    """The status of a run accepted but not yet known to the dispatcher (its Routine waits for the watch)."""
+    return runs.Run(run_id=run_id, spec=spec, created_at=directives.now()).status()
+
+
+def _json(view: runs.RunStatus, *, routine: tuple[str, str] | None = None, status: int = 200) -> web.Response:
+    if routine is None:
+        text = view.model_dump_json(exclude_none=True)
+    else:
+        body: dict[str, Any] = view.model_dump(mode="json", exclude_none=True)
+        body["routine"] = {"namespace": routine[0], "name": routine[1]}
+        text = json.dumps(body)
+    return web.Response(text=text, status=status, content_type="application/json")
 
 
 def _bad_request(exc: pydantic.ValidationError) -> web.HTTPBadRequest:

@@ -6,6 +6,10 @@ gave it but it no longer holds is queued again; a newer attempt the service neve
 writing the dispatch down) is adopted rather than started twice; anything else it holds is not its to run and
 is cancelled. Children that finished meanwhile are answered again.
 
+A worker ID is bound to the identity that first attached with it (its ``holder``: a pod, a user, or the
+shared token) for as long as its session exists, connected or in its grace period: another identity announcing
+it is refused and changes nothing, so the holder's runs go on and their reports are still its own.
+
 A worker that disconnects keeps its runs for the reconnect grace period; past it, or when the heartbeat finds it
 unresponsive, it is lost and its runs are queued again. When its process is known gone (:meth:`Roster.gone`: its
 pod was deleted or its container terminated, its local process exited) it is lost at once; if its connection is
@@ -27,7 +31,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from workpath import directives
+from workpath import directives, errors
 from workpath_operator.service import delegating, matching, runs, sessions, settings
 
 if TYPE_CHECKING:
@@ -95,9 +99,20 @@ class Roster:
 
     # -------------------------------------------------------------- comings
 
-    def attach(self, ws: web.WebSocketResponse, ready: directives.Ready) -> _Session:
-        """A worker said ``v1.ready`` on a new connection: (re)join its session and reconcile runs."""
+    def attach(self, ws: web.WebSocketResponse, ready: directives.Ready, *, holder: str) -> _Session:
+        """A worker said ``v1.ready`` on a new connection: (re)join its session and reconcile runs.
+
+        ``holder`` is who connected (``Identity.holder``); a worker ID another holder has is refused with a
+        :class:`~workpath.errors.DirectiveError` before anything changes.
+        """
         session = self._sessions.get(ready.worker_id)
+        if session is not None and session.holder is not None and session.holder != holder:
+            raise errors.DirectiveError(
+                directives.ErrorCode.WORKER_ID_REFUSED,
+                f"worker ID {ready.worker_id!r} is taken: another identity holds it while its session lasts "
+                f"(connected, or for the reconnect grace period); connect with a worker ID of your own",
+                in_reply_to=ready.KEY,
+            )
         if session is None:
             session = self._sessions[ready.worker_id] = sessions.WorkerSession(ready.worker_id)
         elif session.ws is not None:
@@ -106,7 +121,7 @@ class Roster:
         self._gone.pop(ready.worker_id, None)  # a new connection: a new process, whose runs are its own
         self._matcher.leave(session)
         session.announce(ready)
-        session.connect(ws)
+        session.connect(ws, holder=holder)
         self._reconcile(session, {held.run_id: held.attempt for held in ready.running})
         delegating.resend_answers(session)
         self._matcher.join(session, pool=session.pool, patterns=session.patterns, available=session.accepting)

@@ -1,9 +1,12 @@
 """The directive service: the aiohttp server that workers connect to.
 
 - ``GET /v1/workers``: the workers' WebSocket. The token is checked before the
-  upgrade; each frame is decoded straight into its payload model and handed on
-  through a table keyed by payload type. A bad frame is answered with
-  ``v1.error`` and the connection stays up. This loop is the hot path: one decode,
+  upgrade; the worker ID of the first ``v1.ready`` must be the caller's to claim (its
+  pod's name for a pod's token; not held by another identity), else the connection
+  gets ``v1.error`` (``worker_id_refused``) and is closed, changing nothing. Each
+  frame is decoded straight into its payload model and handed on through a table
+  keyed by payload type. A bad frame is answered with ``v1.error`` and the
+  connection stays up. This loop is the hot path: one decode,
   one size check, one dict lookup per frame.
 - ``/v1/runs...``, ``/v1/workers/status``: the HTTP API (:mod:`~.http_api`).
 - ``/healthz``, ``/readyz``: probes. ``/metrics``: Prometheus text format (:mod:`~.metrics`).
@@ -14,11 +17,12 @@ The heartbeat (:mod:`~.heartbeating`) runs beside it as a guarded task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from workpath import directives, errors
 from workpath_operator.service import (
@@ -49,10 +53,14 @@ class DirectiveService:
         settings: settings.ServiceSettings,
         store: stores.RunStore,
         authenticator: authenticating.Authenticator,
+        access: http_api.Access | None = None,
     ) -> None:
+        """``authenticator`` checks the workers; ``access`` guards the runs API (by default
+        :class:`~.http_api.LocalAccess`: the workers' authenticator, anything allowed, runs in memory)."""
         self.settings = settings
         self.store = store
         self.authenticator = authenticator
+        self._access = access
         self._dispatcher: dispatching.Dispatcher | None = None
         self._heartbeat: heartbeating.Heartbeat | None = None
         self._handlers: dict[type[directives.Payload], Handler] = {}
@@ -96,9 +104,8 @@ class DirectiveService:
             roster=dispatcher.roster, settings=self.settings, close=self._close
         )
         self._handlers = _handlers(dispatcher, heartbeat, duplicate_ready=self._duplicate_ready)
-        http_api.HttpApi(dispatcher=dispatcher, store=self.store, authenticator=self.authenticator).mount(
-            self.app.router
-        )
+        access = self._access or http_api.LocalAccess(self.authenticator, dispatcher=dispatcher)
+        http_api.HttpApi(dispatcher=dispatcher, store=self.store, access=access).mount(self.app.router)
         dispatcher.restore(await self.store.load())
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -140,7 +147,7 @@ class DirectiveService:
     # ------------------------------------------------------------- worker socket
 
     async def _worker_socket(self, request: web.Request) -> web.WebSocketResponse:
-        await gatekeeping.authenticate(request, self.authenticator)
+        identity = await gatekeeping.authenticate(request, self.authenticator)
         settings = self.settings
         ws = web.WebSocketResponse(
             max_msg_size=max(settings.max_frame_bytes * 4, 16 << 20),
@@ -184,7 +191,7 @@ class DirectiveService:
                     if session is not None:
                         handlers[type(payload)](session, payload, len(data))
                     elif type(payload) is directives.Ready:
-                        session, writer = self._attach(ws, payload)
+                        session, writer = self._attach(ws, payload, identity)
                     else:
                         raise errors.DirectiveError(
                             directives.ErrorCode.NOT_READY,
@@ -192,6 +199,9 @@ class DirectiveService:
                             in_reply_to=payload.KEY,
                         )
                 except errors.DirectiveError as exc:
+                    if exc.code == directives.ErrorCode.WORKER_ID_REFUSED:
+                        await self._turn_away(ws, identity, exc)
+                        break
                     self._refuse(ws, session, exc)
         finally:
             if session is not None:
@@ -200,13 +210,16 @@ class DirectiveService:
         return ws
 
     def _attach(
-        self, ws: web.WebSocketResponse, ready: directives.Ready
+        self, ws: web.WebSocketResponse, ready: directives.Ready, identity: authenticating.Identity
     ) -> tuple[sessions.WorkerSession, asyncio.Task[None]]:
+        """Join (or start) the worker's session; a worker ID that is not the caller's raises before any change."""
+        gatekeeping.check_worker_id(identity, ready.worker_id)
         roster = self.dispatcher.roster
         previous = roster.sessions.get(ready.worker_id)
-        if previous is not None and previous.ws is not None:
-            self._close(previous.ws, b"replaced by a new connection of the same worker")
-        session = roster.attach(ws, ready)
+        replaced = previous.ws if previous is not None else None
+        session = roster.attach(ws, ready, holder=identity.holder)
+        if replaced is not None and replaced is not ws:
+            self._close(replaced, b"replaced by a new connection of the same worker")
         writer = asyncio.create_task(session.write(ws), name=f"workpath-writer-{ready.worker_id}")
         return session, writer
 
@@ -221,6 +234,17 @@ class DirectiveService:
             session.send(frame)
         else:
             self._spawn(ws.send_str(frame), "workpath-error-reply")
+
+    async def _turn_away(
+        self, ws: web.WebSocketResponse, identity: authenticating.Identity, exc: errors.DirectiveError
+    ) -> None:
+        """Refuse a connection's worker ID: ``v1.error``, then close it (it never had a session)."""
+        self.directive_errors += 1
+        logger.warning("refused a worker connection of %s: %s", identity, exc.message)
+        frame = directives.encode(directives.Error(code=exc.code, message=exc.message, in_reply_to=exc.in_reply_to))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(frame)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"worker ID refused")
 
     def _duplicate_ready(self, session: sessions.WorkerSession, ready: directives.Ready, size: int) -> None:
         raise errors.DirectiveError(

@@ -36,6 +36,7 @@ class WorkerSession:
         "_disowned",
         "_draining",
         "_grace_timer",
+        "_holder",
         "_misses",
         "_outbox",
         "_patterns",
@@ -60,6 +61,7 @@ class WorkerSession:
         self._runs: dict[directives.RunID, runs.Run] = {}
         self._disowned: set[directives.RunID] = set()
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._holder: str | None = None
         # connection state
         self._ws: web.WebSocketResponse | None = None
         self._received = 0
@@ -117,6 +119,11 @@ class WorkerSession:
     @property
     def connected(self) -> bool:
         return self._ws is not None
+
+    @property
+    def holder(self) -> str | None:
+        """The identity this worker ID is bound to (``Identity.holder``); None until one connects with it."""
+        return self._holder
 
     @property
     def accepting(self) -> bool:
@@ -186,8 +193,12 @@ class WorkerSession:
 
     # --------------------------------------------------------------- connection
 
-    def connect(self, ws: web.WebSocketResponse) -> None:
-        """A new connection, opened by the ``v1.ready`` just read: frames are counted from it."""
+    def connect(self, ws: web.WebSocketResponse, *, holder: str) -> None:
+        """A new connection of ``holder``, opened by the ``v1.ready`` just read: frames are counted from it.
+
+        The first holder binds the worker ID for the session's life; the roster refuses any other before this.
+        """
+        self._holder = holder
         self._ws = ws
         self._received = 1
         self._pending_pulse = None
