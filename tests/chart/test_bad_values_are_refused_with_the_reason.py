@@ -16,7 +16,7 @@ WORKERS_ON = rendering.WORKER_VALUES["workers"]
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"operator": {"replicas": 2}}, "/operator/replicas"),
+        ({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}}, "/operator/replicas"),
         ({"rbac": {"clusterWide": "yes"}}, "/rbac/clusterWide"),
         ({"workers": WORKERS_ON | {"slots": 0}}, "/workers/slots"),
         ({"workers": WORKERS_ON | {"slot": 4}}, "slot"),
@@ -27,7 +27,7 @@ WORKERS_ON = rendering.WORKER_VALUES["workers"]
         ({"operator": {"image": {"repository": ""}}}, "/operator/image/repository"),
     ],
     ids=[
-        "two-operators",
+        "two-operators-without-election",
         "clusterWide-not-boolean",
         "zero-slots",
         "misspelt-key",
@@ -50,7 +50,9 @@ def test_bad_values_are_refused(
 def test_template_checks_hold_without_the_schema(helm: rendering.Helm, chart: pathlib.Path) -> None:
     # `--skip-schema-validation` bypasses values.schema.json; the templates still refuse what cannot work.
     cases = {
-        "operator.replicas is 2": {"operator": {"replicas": 2}},
+        "operator.replicas is 2 without operator.leaderElection.enabled": {
+            "operator": {"replicas": 2, "leaderElection": {"enabled": False}}
+        },
         "workers.token.expirationSeconds is 300": {"workers": WORKERS_ON | {"token": {"expirationSeconds": 300}}},
     }
     for message, values in cases.items():

@@ -1,5 +1,6 @@
-"""The operator Deployment: one pod at a time, its own ServiceAccount, the command per rbac.clusterWide, probes on
-the directive service's /healthz and /readyz, resources, and a locked-down security context (as are the workers)."""
+"""The operator Deployment: two replicas electing a leader, its own ServiceAccount, the command per rbac.clusterWide,
+probes on the directive service's /healthz and /readyz, resources, and a locked-down security context (as are the
+workers)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ def _operator(rendered: rendering.Rendered) -> dict[str, Any]:
     return deployment
 
 
-def test_operator_runs_as_one_pod_at_a_time_with_its_service_account(
+def test_operator_runs_two_replicas_that_elect_a_leader_with_its_service_account(
     render: Callable[..., rendering.Rendered],
 ) -> None:
     deployment = _operator(render())
 
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    # Only the leader is ever ready: a rollout must not wait for new pods to be ready before stopping old ones.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "100%"},
+    }
+    assert "--leader-elect" in rendering.container(deployment)["command"]
     assert rendering.pod_spec(deployment)["serviceAccountName"] == "workpath-operator"
     assert rendering.pod_spec(deployment).get("automountServiceAccountToken", True) is True
 
@@ -70,6 +76,9 @@ def test_operator_command_watches_the_namespaces_its_rbac_allows(
         str(rendering.DIRECTIVE_PORT),
         "--worker-url",
         worker_url,
+        "--leader-elect",
+        "--lease-name",
+        service["metadata"]["name"],
         # Worker tokens of the chart's workers' account are accepted (and those of the WorkerPools' accounts).
         "--allowed-service-account",
         f"{rendering.NAMESPACE}:workpath-worker",

@@ -89,3 +89,6 @@ def test_operator_command_configures_the_operator(
     assert operator_settings.token_review is True
     assert operator_settings.token_audience == rendering.AUDIENCE
     assert (operator_settings.host, operator_settings.port) == ("0.0.0.0", rendering.DIRECTIVE_PORT)
+    # The replicas elect their leader on a Lease in the pod's namespace, each under its pod's name.
+    assert operator_settings.leader_elect is True
+    assert (operator_settings.election_namespace, operator_settings.leader_identity) == (rendering.NAMESPACE, POD_NAME)

@@ -2,9 +2,9 @@
 rules (namespaced) through the scenarios it exists for: Routines run (with sub-routines, one deleted after its TTL,
 and one submitted over the runs API by a user whom RBAC allows, which costs a TokenReview and a SubjectAccessReview)
 on the pods of a WorkerPool that the operator scales from zero and back, whose Deployment is deleted by hand
-and restored, and whose spec changes. The API server's audit log then says what the operator asked for: every
-request must be granted (a missing verb fails), and every granted permission must have been used (an unused grant
-fails)."""
+and restored, and whose spec changes; it elects itself leader on the chart's Lease, and releases it when it stops.
+The API server's audit log then says what the operator asked for: every request must be granted (a missing verb
+fails), and every granted permission must have been used (an unused grant fails)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def _submit_over_the_runs_api(
     return str(body["routine"]["name"])
 
 
+def _lease_name(rendered: str) -> str:
+    """The one Lease the chart's RBAC lets the operator read and write."""
+    (name,) = {name for rule in operator_rbac.rules(rendered) for name in rule.get("resourceNames", [])}
+    return str(name)
+
+
 def test_the_chart_grants_exactly_what_the_operator_uses(
     k8s_cluster: controlplane.Cluster,
     k8s_namespace: str,
@@ -74,7 +80,16 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
             operator = harness.start_operator(
                 kubeconfig=kubeconfig,
                 shared_token=False,
-                args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}", "--worker-url", harness.url),
+                args=(
+                    "--allowed-service-account",
+                    f"{namespace}:{WORKER_ACCOUNT}",
+                    "--worker-url",
+                    harness.url,
+                    # As the chart runs it: electing its leader on the Lease its RBAC names.
+                    "--leader-elect",
+                    "--lease-name",
+                    _lease_name(rendered),
+                ),
             )
             spec = worker_pools.pool_spec(
                 modules=["examples.reports", "tests.kube.workload"],

@@ -28,7 +28,7 @@ def test_logs_of_a_routine_by_name(
     def logs(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "workpath", "logs", *args, "--url", f"http://127.0.0.1:{operator.port}"]
         return subprocess.run(
-            [*argv, "--token", k8s_cluster.token], env=harness.env(), capture_output=True, text=True, timeout=60
+            [*argv, f"--token={k8s_cluster.token}"], env=harness.env(), capture_output=True, text=True, timeout=60
         )
 
     by_name = logs("october", "-n", k8s_namespace)

@@ -1,7 +1,7 @@
 """The few Kubernetes API calls the operator makes itself, on one HTTP session.
 
 kopf watches the Routines; everything the operator *writes* (status patches, child
-Routines, deletions, Events) and its TokenReviews go through
+Routines, deletions, Events, the leader's Lease), its TokenReviews and SubjectAccessReviews go through
 :class:`KubernetesClient`: plain JSON over one aiohttp session, no generated models,
 because those calls are on the hot path and a model layer costs CPU per call.
 
@@ -31,6 +31,7 @@ logger = logging.getLogger("workpath.kubernetes")
 Body = dict[str, Any]
 
 ROUTINES_API = "/apis/workpath.dev/v1alpha1"
+LEASES_API = "/apis/coordination.k8s.io/v1"
 JSON_PATCH = "application/json-patch+json"
 #: HTTP statuses worth trying again (0: no answer at all).
 TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
@@ -166,6 +167,18 @@ class KubernetesClient:
         status: Body = answer.get("status") or {}
         return status
 
+    # ------------------------------------------------------------------ the leader's Lease
+
+    async def get_lease(self, namespace: str, name: str) -> Body:
+        return await self.request("GET", _lease(namespace, name))
+
+    async def create_lease(self, namespace: str, body: Body) -> Body:
+        return await self.request("POST", f"{LEASES_API}/namespaces/{quote(namespace, safe='')}/leases", body=body)
+
+    async def replace_lease(self, namespace: str, name: str, body: Body) -> Body:
+        """Write the whole Lease; answered 409 if it changed since ``body``'s ``metadata.resourceVersion``."""
+        return await self.request("PUT", _lease(namespace, name), body=body)
+
     # ------------------------------------------------------------------ transport
 
     async def request(
@@ -227,3 +240,7 @@ def _namespaced(namespace: str) -> str:
 
 def _routine(namespace: str, name: str) -> str:
     return f"{_namespaced(namespace)}/routines/{quote(name, safe='')}"
+
+
+def _lease(namespace: str, name: str) -> str:
+    return f"{LEASES_API}/namespaces/{quote(namespace, safe='')}/leases/{quote(name, safe='')}"

@@ -12,12 +12,19 @@ startup and cleanup handlers start and stop:
 
 Stopping inside kopf's cleanup matters: kopf cancels, after a 5-second wait, every task
 started after it that is still alive when it stops (the service's connections, say).
+
+With ``--leader-elect`` (the chart's replicas), all of that waits until this process
+holds the Lease (:mod:`~workpath_operator.kube.electing`): a standby runs neither kopf
+nor the service, and answers ``/readyz`` with 503. The leader renews the Lease beside
+kopf; losing it exits the process at once; a graceful stop releases it after the service
+has stopped writing, so a standby takes over within a retry period.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+import os
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import kopf
@@ -27,6 +34,7 @@ from workpath_operator.kube import (
     admitting,
     authorizing,
     clients,
+    electing,
     handling,
     pooling,
     pools,
@@ -43,28 +51,65 @@ logger = logging.getLogger("workpath.operator")
 
 
 async def operate(settings: settings.OperatorSettings) -> int:
-    """Run the operator until it is stopped; the process exit code."""
+    """Run the operator until it is stopped (with --leader-elect: once it leads); the process exit code."""
     configuration = await clients.load_configuration()
     async with clients.KubernetesClient(configuration) as client:
-        operator = Operator(client, settings=settings)
-        try:
-            await kopf.operator(
-                registry=handling.registry(
-                    operator, configuration=configuration, pooled=operator if settings.worker_url else None
-                ),
-                settings=handling.settings(),
-                standalone=True,
-                clusterwide=settings.all_namespaces,
-                namespaces=settings.namespaces,
-                liveness_endpoint=settings.liveness_endpoint,
-            )
-        except Exception:
-            if operator.failure is not None:  # kopf wraps it: say what failed, e.g. listing Routines was forbidden
-                raise operator.failure from None
-            raise
-        finally:
-            await operator.stop()
+        if not settings.leader_elect:
+            await serve(client, settings=settings)
+            return 0
+        elector = electing.Elector(
+            client,
+            namespace=settings.election_namespace,
+            name=settings.lease_name,
+            identity=settings.leader_identity,
+            timing=electing.Timing(
+                lease_duration=settings.lease_duration,
+                renew_deadline=settings.renew_deadline,
+                retry_period=settings.retry_period,
+            ),
+        )
+        if not await electing.stand_by(elector, host=settings.host, port=settings.port):
+            return 0
+        async with electing.leading(elector, on_lost=_exit_at_once) as leadership:
+            await serve(client, settings=settings, stopped=leadership.release)
     return 0
+
+
+async def serve(
+    client: clients.KubernetesClient,
+    *,
+    settings: settings.OperatorSettings,
+    stopped: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """kopf with the directive service inside, until SIGINT or SIGTERM; ``stopped`` is awaited as soon as the
+    service has stopped writing (the Lease is released then, not after kopf's own wait for lingering tasks)."""
+    operator = Operator(client, settings=settings, stopped=stopped)
+    try:
+        await kopf.operator(
+            registry=handling.registry(
+                operator, configuration=client.configuration, pooled=operator if settings.worker_url else None
+            ),
+            settings=handling.settings(),
+            standalone=True,
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    except Exception:
+        if operator.failure is not None:  # kopf wraps it: say what failed, e.g. listing Routines was forbidden
+            raise operator.failure from None
+        raise
+    finally:
+        await operator.stop()
+
+
+def _exit_at_once() -> None:
+    """The Lease is lost: another replica may lead any moment, so nothing may be dispatched or written from
+    here on. Exit now, without cleanup (which writes statuses), as controller-runtime does; the pod restarts
+    the container, which stands by."""
+    logger.critical("lost the leader's Lease: exiting at once")
+    logging.shutdown()
+    os._exit(1)
 
 
 class Operator:
@@ -75,8 +120,10 @@ class Operator:
         client: clients.KubernetesClient,
         *,
         settings: settings.OperatorSettings,
+        stopped: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        self._stopped = stopped
         self.store = routine_store.RoutineStore(
             client, settings=settings, on_vanished=self._cancel, finished_kept=settings.finished_runs_kept
         )
@@ -122,6 +169,8 @@ class Operator:
                 await self._pool_events.close()
                 self._pools = self._pool_events = None
             await self.service.stop()
+            if self._stopped is not None:
+                await self._stopped()
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event of a Routine."""

@@ -2,22 +2,44 @@
 
 :class:`OperatorSettings` extends the service's settings with what only the operator
 needs: which Routines it watches, how it authenticates workers with Kubernetes, how it
-writes to the API server. One object, so that the checks across both halves (workers
-must have a way to authenticate) are one model validator.
+writes to the API server, how its replicas elect the one that serves. One object, so that
+the checks across both halves (workers must have a way to authenticate) are one model validator.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import os
+import socket
+from collections.abc import Mapping
+from typing import ClassVar, Self
 
 import pydantic
 
 from workpath_operator.service import settings
 
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"
+#: The leader must be able to try this many renewals within its renew deadline (client-go's jitter factor).
+RENEW_TRIES = 1.2
+
+
+def _pod_namespace() -> str | None:
+    """The chart gives the pod's namespace through the downward API."""
+    return os.environ.get("POD_NAMESPACE") or None
+
+
+def _default_identity() -> str:
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
 
 class OperatorSettings(settings.ServiceSettings):
     """The directive service's settings, plus what the operator watches, how it authenticates workers,
-    how it writes."""
+    how it writes, and how its replicas elect a leader."""
+
+    shown_defaults: ClassVar[Mapping[str, str]] = {
+        "lease_namespace": "$POD_NAMESPACE, else the one --namespace served",
+        "leader_identity": "$POD_NAME, else <hostname>-<pid>",
+    }
 
     namespaces: tuple[str, ...] = ()
     """Namespaces whose Routines the operator serves; repeat the flag for several (comma-separated in the
@@ -83,6 +105,34 @@ class OperatorSettings(settings.ServiceSettings):
     """kopf's own liveness endpoint, e.g. http://0.0.0.0:8080/healthz; the directive service serves /healthz
     and /readyz in any case."""
 
+    leader_elect: bool = False
+    """Run as one of several replicas: only the holder of a coordination.k8s.io Lease watches Routines,
+    dispatches, writes status and takes workers; the others stand by (/healthz answers, /readyz does not, so a
+    Service sends workers to the leader only) and take over when the Lease is released or expires. The chart
+    turns it on."""
+
+    lease_name: str = pydantic.Field(default="workpath-operator", pattern=_DNS_SUBDOMAIN)
+    """Name of the Lease the replicas elect their leader with."""
+
+    lease_namespace: str | None = pydantic.Field(default_factory=_pod_namespace, pattern=_DNS_LABEL)
+    """Namespace of the Lease: the operator's own."""
+
+    leader_identity: str = pydantic.Field(default_factory=_default_identity, min_length=1, max_length=253)
+    """This replica's name in the Lease, unique among the replicas. A container restarted in the same pod keeps
+    the pod's name and, if no other replica took over meanwhile, leads again at once."""
+
+    lease_duration: float = pydantic.Field(default=6.0, ge=1)
+    """Seconds a standby waits, from when it last saw the Lease renewed, before it takes over: about the time
+    after which a leader that died without releasing the Lease is replaced."""
+
+    renew_deadline: float = pydantic.Field(default=4.0, gt=0)
+    """Seconds the leader keeps trying to renew the Lease before it exits; under --lease-duration, so that it has
+    stopped before a standby may take over."""
+
+    retry_period: float = pydantic.Field(default=1.0, gt=0)
+    """Seconds between the leader's renewals, and between a standby's looks at the Lease (the delay of a takeover
+    after a graceful shutdown, which releases the Lease)."""
+
     @pydantic.field_validator("allowed_service_accounts", mode="after")
     @classmethod
     def _accounts_are_namespace_and_name(cls, accounts: tuple[str, ...]) -> tuple[str, ...]:
@@ -99,6 +149,25 @@ class OperatorSettings(settings.ServiceSettings):
         if not self.all_namespaces and not self.namespaces:
             raise ValueError("say which Routines to serve: --namespace NS (repeatable) or --all-namespaces")
         return self
+
+    @pydantic.model_validator(mode="after")
+    def _election_can_work(self) -> Self:
+        if not self.leader_elect:
+            return self
+        if self.lease_namespace is None and len(self.namespaces) != 1:
+            raise ValueError("the leader election needs the Lease's namespace: give --lease-namespace (the operator's)")
+        if not self.lease_duration > self.renew_deadline > self.retry_period * RENEW_TRIES:
+            raise ValueError(
+                f"leader election timing out of order: need --lease-duration ({self.lease_duration}) > "
+                f"--renew-deadline ({self.renew_deadline}) > {RENEW_TRIES} x --retry-period ({self.retry_period}), "
+                "so that a leader tries to renew more than once and gives up before a standby may take over"
+            )
+        return self
+
+    @property
+    def election_namespace(self) -> str:
+        """The Lease's namespace: --lease-namespace (or $POD_NAMESPACE), else the one namespace served."""
+        return self.lease_namespace or self.namespaces[0]
 
     @pydantic.model_validator(mode="after")
     def _workers_can_authenticate(self) -> Self:

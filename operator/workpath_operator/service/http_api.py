@@ -1,8 +1,8 @@
 """The HTTP API of runs and workers, used by ``workpath run``, ``workpath logs`` and operators of the service.
 
-- ``POST /v1/runs``: submit a run (the body is a run spec); ``GET /v1/runs/{id}[?wait=SECONDS]``: read it,
-  waiting up to ``wait`` for it to finish; ``DELETE /v1/runs/{id}[?reason=...]``: cancel it;
-  ``GET /v1/runs/{id}/logs[?follow=1]``: its log lines as NDJSON.
+- ``POST /v1/runs``: submit a run (the body is a run spec; 413 when its params are over ``max_params_bytes``);
+  ``GET /v1/runs/{id}[?wait=SECONDS]``: read it, waiting up to ``wait`` for it to finish;
+  ``DELETE /v1/runs/{id}[?reason=...]``: cancel it; ``GET /v1/runs/{id}/logs[?follow=1]``: its log lines as NDJSON.
 - ``GET /v1/workers/status``: the workers the service knows and what they hold.
 
 Every route takes a bearer token, and asks the :class:`Access` whether its identity may do that:
@@ -29,7 +29,7 @@ import pydantic
 from aiohttp import web
 
 from workpath import directives
-from workpath_operator.service import authenticating, dispatching, gatekeeping, runs, stores
+from workpath_operator.service import authenticating, dispatching, gatekeeping, limiting, runs, stores
 
 
 class Verb(enum.StrEnum):
@@ -123,6 +123,7 @@ class HttpApi:
             spec = runs.RunSpec.model_validate_json(await request.read())
         except pydantic.ValidationError as exc:
             raise _bad_request(exc) from None
+        self._check_params(spec)
         try:
             submitted = await self._access.submit(spec, namespace=namespace, identity=identity)
         except SubmitError as exc:
@@ -132,6 +133,19 @@ class HttpApi:
         run = self._dispatcher.get(submitted.run_id) or self._store.get(submitted.run_id)
         status = run.status() if run is not None else _pending(submitted.run_id, spec)
         return _json(status, routine=submitted.routine, status=201)
+
+    def _check_params(self, spec: runs.RunSpec) -> None:
+        """413 for params over ``max_params_bytes``, with the limit and how to change it."""
+        limit = self._dispatcher.settings.max_params_bytes
+        refusal = limiting.params_refusal(spec.routine_id, spec.params, limit=limit)
+        if refusal is not None:
+            self._dispatcher.breaches.count(limiting.Limit.PARAMS_BYTES)
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit,
+                actual_size=limiting.params_bytes(spec.params),
+                text=json.dumps({"error": refusal}),
+                content_type="application/json",
+            )
 
     async def _read(self, request: web.Request) -> web.Response:
         _, namespace = await self._admit(request, Verb.GET)
