@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
 import workpath
@@ -41,3 +44,40 @@ def test_a_part_is_the_same_for_the_same_month_and_number() -> None:
     first = env.run_sync(reports.part, month="2026-10", n=1)
     assert first == env.run_sync(reports.part, month="2026-10", n=1)
     assert 100 <= first["rows"] < 356
+
+
+def test_an_archive_runs_for_its_seconds_in_steps() -> None:
+    env = testing.RoutineEnvironment()
+    assert env.run_sync(reports.archive, month="2026-10", seconds=0.05) == {
+        "month": "2026-10",
+        "steps": 1,
+        "archived": True,
+    }
+
+
+class _Heard(logging.Handler):
+    """Sets ``event`` (thread-safely) when a log record has ``text`` in its message."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.event, self.loop = text, asyncio.Event(), asyncio.get_running_loop()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+async def test_a_cancelled_archive_stops_at_its_next_step() -> None:
+    env = testing.RoutineEnvironment()
+    stopped = _Heard("archiving stopped")
+    logging.getLogger("workpath").addHandler(stopped)
+    try:
+        run = env.start(reports.archive, month="2026-10", seconds=60)
+        assert run.cancel()
+        outcome = await asyncio.wait_for(run.wait(), timeout=reports.STEP_SECONDS * 4)
+        assert outcome.cancelled
+        # The outcome is decided at once; the thread goes on until its next step, then stops (its last line goes
+        # to Python's logging only: a cancelled run's log takes no more lines).
+        await asyncio.wait_for(stopped.event.wait(), timeout=reports.STEP_SECONDS * 4)
+    finally:
+        logging.getLogger("workpath").removeHandler(stopped)
