@@ -43,9 +43,13 @@ BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3")
 BASE_MIRROR = "http://deb.debian.org/debian"
 BASE_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale", "dev")
 REPOSITORY = "docker.io/workpath"
+REBUILD_REPOSITORY = "localhost/workpath-rebuild"
+"""Where :meth:`Builder.rebuild` tags its scratch builds: outside :data:`REPOSITORY`, which ``_forget_old`` prunes."""
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
 PIP_OPTIONS = "--no-index --find-links images/wheels"
 BUILD_TIMEOUT = 900.0
+SOURCE_DATE_EPOCH = 0
+"""The build's notion of "now" for the tools that honour it (pip's byte-compiling, useradd)."""
 
 
 class ImageBuildError(errors.ClusterError):
@@ -108,7 +112,7 @@ class Builder:
             recorded = json.loads(key_file.read_text())
         except (FileNotFoundError, ValueError):
             recorded = {}
-        image_id = self._image_id(PUBLIC_BASE)
+        image_id = self.image_id(PUBLIC_BASE)
         if recorded.get("key") == key and image_id is not None and image_id == recorded.get("id"):
             return BaseImage(image_id=image_id, python=recorded["python"])
         started = time.monotonic()
@@ -175,11 +179,7 @@ class Builder:
             return image
         started = time.monotonic()
         logger.info("Building image %s from %s ...", image.reference, DOCKERFILES[name].name)
-        self._buildah(
-            "bud", "--isolation=chroot", "--network=host", "--pull=never", "--timestamp=0", "--layers=false",
-            f"--build-arg=PIP_INSTALL_OPTIONS={PIP_OPTIONS}", "--file", str(dockerfile), "--tag", image.reference,
-            str(context),
-        )  # fmt: skip
+        self._bud(name, context=context, reference=image.reference)
         partial = image.archive.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         self._buildah("push", "--quiet", image.reference, f"docker-archive:{partial}:{image.reference}")
@@ -187,19 +187,53 @@ class Builder:
         self.milestones[f"{name} image built"] = time.monotonic() - started
         return image
 
+    def _bud(self, name: str, *, context: pathlib.Path, reference: str) -> None:
+        """``buildah bud`` of image ``name``: no pull, no cache, every timestamp at 0 (the image's ``created`` and
+        the mtime of every file in its layers), so that the same inputs give the same image ID.
+
+        What the build's own commands record is up to the Dockerfile: pip's .pyc files keep the install time of
+        their sources and useradd's /etc/shadow the day, unless ``SOURCE_DATE_EPOCH`` is set (then pip writes
+        hash-based .pyc files and useradd that day): :data:`SOURCE_DATE_EPOCH` is passed for an
+        ``ARG SOURCE_DATE_EPOCH`` in each stage (buildah 1.28's ``--env`` reaches no RUN of an earlier stage).
+        """
+        dockerfile = context / DOCKERFILES[name].relative_to(REPO)
+        self._buildah(
+            "bud", "--isolation=chroot", "--network=host", "--pull=never", "--timestamp=0", "--layers=false",
+            f"--build-arg=PIP_INSTALL_OPTIONS={PIP_OPTIONS}", f"--build-arg=SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
+            "--file", str(dockerfile), "--tag", reference, str(context),
+        )  # fmt: skip
+
+    def rebuild(self, name: str) -> str:
+        """Build image ``name`` again from the same inputs (base, wheels, context) under a scratch reference, remove
+        it, and return its image ID: the reproducibility check compares it with :meth:`image_id` of the cached one.
+        """
+        base = self._base()
+        wheels = self._wheels(python=base.python)
+        reference = f"{REBUILD_REPOSITORY}/{name}:{os.getpid()}"
+        with tempfile.TemporaryDirectory(prefix="context-", dir=self.root) as context_dir:
+            context = _stage_context(pathlib.Path(context_dir), wheels=wheels)
+            try:
+                self._bud(name, context=context, reference=reference)
+                image_id = self.image_id(reference)
+            finally:
+                self._buildah("rmi", "--force", reference, check=False)
+        if image_id is None:
+            raise ImageBuildError(f"buildah built {reference} but does not list it")
+        return image_id
+
     def _forget_old(self, current: Sequence[Image]) -> None:
         """Remove the archives and store entries of earlier inputs (the cache keeps one version of each image)."""
         kept = {image.archive for image in current}
         references = {image.reference for image in current}
-        for name in DOCKERFILES:
-            for archive in self.root.glob(f"{name}-test-*.tar"):
+        for image in current:  # Only the names just ensured: ensure(["worker"]) keeps the operator's build.
+            for archive in self.root.glob(f"{image.name}-test-*.tar"):
                 if archive not in kept:
                     archive.unlink(missing_ok=True)
         self._buildah("rmi", "--prune", check=False)  # Dangling: an earlier base, intermediate stages.
         listed = self._buildah("images", "--format", "{{.Name}}:{{.Tag}}", check=False)
         for reference in listed.split():
-            kept_pause = reference.startswith(f"{REPOSITORY}/pause:")
-            if reference.startswith(f"{REPOSITORY}/") and reference not in references and not kept_pause:
+            ours = any(reference.startswith(f"{image.repository}:") for image in current)
+            if ours and reference not in references:
                 self._buildah("rmi", "--force", reference, check=False)
 
     def pause(self, binary: pathlib.Path) -> Image:
@@ -227,7 +261,8 @@ class Builder:
 
     # -- buildah in the private store ----------------------------------------------------------------------------
 
-    def _image_id(self, reference: str) -> str | None:
+    def image_id(self, reference: str) -> str | None:
+        """The ID (the digest of the config, which names every layer) of ``reference`` in the store, or None."""
         found = self._buildah("images", "--quiet", "--no-trunc", reference, check=False).split()
         return found[0].removeprefix("sha256:") if found else None
 
