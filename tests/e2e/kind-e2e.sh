@@ -8,6 +8,8 @@
 # Environment: KIND, KUBECTL, HELM, DOCKER (the tools), E2E_CLUSTER (cluster name), E2E_TIMEOUT (seconds to wait
 # for the Routine, default 300), E2E_ROUTINE (the Routine manifest, default examples/routine.yaml; an inline
 # Routine of reports.build when that file is missing), E2E_KEEP_CLUSTER=1 (keep the cluster for debugging).
+# Images go in with `kind load docker-image`, or, where that fails as it does with Docker's containerd image store
+# (kind#3795), as one-platform archives with `kind load image-archive` (load_images below).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,6 +35,7 @@ done
 
 KUBECONFIG_FILE="$(mktemp)"
 export KUBECONFIG="$KUBECONFIG_FILE"
+ARCHIVES="$(mktemp -d)"
 created=0
 
 diagnose() {
@@ -53,10 +56,37 @@ cleanup() {
         log "deleting kind cluster $CLUSTER"
         "$KIND" delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" >/dev/null 2>&1 || true
     fi
-    rm -f "$KUBECONFIG_FILE"
+    rm -rf "$KUBECONFIG_FILE" "$ARCHIVES"
     exit "$code"
 }
 trap cleanup EXIT
+
+# `kind load docker-image` pipes `docker save` into the node's `ctr images import --all-platforms`. With Docker's
+# containerd image store (Docker Desktop; Docker Engine 29 and later by default) the saved archive carries the image's
+# whole index, other platforms and attestation manifests included, without their blobs, and the import fails
+# ("ctr: content digest sha256:...: not found"; kubernetes-sigs/kind#3795, #3845). The workaround the maintainers
+# document: save the one platform the image was built for to an archive (`docker image save --platform`, Docker 28
+# and later) and load that with `kind load image-archive`. Docker's classic store saves one platform anyway, so an
+# older docker without --platform saves plainly.
+load_images() {
+    local errors="$ARCHIVES/load-docker-image.err" image platform archive
+    if "$KIND" load docker-image --name "$CLUSTER" "$@" 2>"$errors"; then
+        return 0
+    fi
+    cat "$errors" >&2
+    log "kind load docker-image failed (kind#3795 under Docker's containerd image store?): loading one-platform archives"
+    for image in "$@"; do
+        platform="$("$DOCKER" image inspect --format '{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}' "$image")"
+        archive="$ARCHIVES/${image//[\/:]/_}.tar"
+        if ! "$DOCKER" image save --platform "$platform" --output "$archive" "$image" 2>"$errors"; then
+            grep -q -- '--platform' "$errors" || { cat "$errors" >&2; die "docker image save $image failed"; }
+            "$DOCKER" image save --output "$archive" "$image"
+        fi
+        log "loading $image ($platform) with kind load image-archive"
+        "$KIND" load image-archive "$archive" --name "$CLUSTER"
+        rm -f "$archive"
+    done
+}
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -67,7 +97,7 @@ log "building images ($OPERATOR_IMAGE:$TAG, $WORKER_IMAGE:$TAG)"
 log "creating kind cluster $CLUSTER"
 created=1
 "$KIND" create cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --wait 180s
-"$KIND" load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE:$TAG" "$WORKER_IMAGE:$TAG"
+load_images "$OPERATOR_IMAGE:$TAG" "$WORKER_IMAGE:$TAG"
 "$KUBECTL" config set-context --current --namespace "$NAMESPACE" >/dev/null
 
 log "installing the chart"
