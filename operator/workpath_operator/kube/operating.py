@@ -194,12 +194,12 @@ class Operator:
         dispatcher = self.service.dispatcher
         self._pools = pooling.PoolController(
             self._client,
-            fleet=dispatcher,
+            fleet=dispatcher.pools,
             recorder=self._pool_events,
             connection=pools.WorkerConnection(url=worker_url, token_audience=settings.token_audience),
             writers=settings.pool_writers,
         )
-        dispatcher.on_pool_demand(self._pools.demand_changed)
+        dispatcher.pools.on_demand(self._pools.demand_changed)
         self._pools.start()
         logger.info("running WorkerPools; their workers connect to %s", worker_url)
 

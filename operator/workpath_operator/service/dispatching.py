@@ -26,12 +26,12 @@ from typing import Any
 from workpath import directives
 from workpath_operator.service import (
     delegating,
+    fleets,
     limiting,
     matching,
     retrying,
     rostering,
     runs,
-    scaling,
     sessions,
     settings,
 )
@@ -67,6 +67,8 @@ class Dispatcher:
             breaches=self.breaches,
         )
         self._sessions = self.roster.sessions
+        #: What the WorkerPool autoscaler sees of the service: each pool's demand and workers; cordoning.
+        self.pools = fleets.PoolFleet(self)
         self._runs: dict[directives.RunID, runs.Run] = {}
         self._finished: collections.OrderedDict[directives.RunID, runs.Run] = collections.OrderedDict()
         #: Workers connected or within their reconnect grace, by worker ID.
@@ -192,7 +194,7 @@ class Dispatcher:
                 return
         self.matcher.queue(run)
         if run.demand_pool is None and not self.matcher.capable(run):
-            self._unservable(run)
+            self.mark_unservable(run)
         timeout = self.policy.queue_timeout(run.spec)
         if timeout is not None:
             self._arm(run, timeout, self._queue_timeout, run.seq)
@@ -422,7 +424,7 @@ class Dispatcher:
         if len(finished) > self.settings.finished_runs_kept:
             finished.popitem(last=False)
 
-    def _unservable(self, run: runs.Run) -> None:
+    def mark_unservable(self, run: runs.Run) -> None:
         """Say why a queued run waits: no connected worker can run it, and no declared pool serves it."""
         where = f" in pool {run.spec.pool!r}" if run.spec.pool else ""
         message = f"no connected worker can run {run.routine_id}{where}, and no WorkerPool serves it"
@@ -432,43 +434,6 @@ class Dispatcher:
             run.reason = Reason.NO_WORKER
             run.message = message
         self.observer.run_changed(run)
-
-    # ------------------------------------------------------------------ worker pools
-
-    def declare_pools(self, patterns: Mapping[str, Iterable[str]]) -> None:
-        """The worker pools that exist (name -> routine patterns): each queued run counts toward one of them."""
-        for run in self.matcher.declare_pools(patterns):
-            if run.demand_pool is not None:
-                run.reason = Reason.QUEUED
-                run.message = f"waiting for a worker of pool {run.demand_pool!r}"
-                self.observer.run_changed(run)
-            elif not self.matcher.capable(run):
-                self._unservable(run)
-
-    def on_pool_demand(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(pool)`` whenever a run that counts toward ``pool`` is queued or leaves the queue."""
-        self.matcher.demand.subscribe(callback)
-
-    def pool_demand(self, pool: str) -> scaling.Demand:
-        """Runs queued for ``pool``, and slots its workers hold."""
-        running = sum(s.busy for s in self._sessions.values() if s.pool == pool and s.connected)
-        return scaling.Demand(queued=self.matcher.demand.queued(pool), running=running)
-
-    def pool_workers(self, pool: str) -> Mapping[str, tuple[int, bool]]:
-        """The workers of ``pool``, by worker ID: (busy slots, connected)."""
-        return {s.worker_id: (s.busy, s.connected) for s in self._sessions.values() if s.pool == pool}
-
-    def cordon(self, worker_id: str, *, cordoned: bool) -> None:
-        """Give a worker no new runs (its pool scales it away), or give it runs again."""
-        session = self._sessions.get(directives.WorkerID(worker_id))
-        if session is None or not session.set_cordoned(cordoned):
-            return
-        if cordoned:
-            self.matcher.mark_unavailable(session)
-            logger.info("worker %s is cordoned: its pool is scaling it away", worker_id)
-        elif session.accepting:
-            self.matcher.mark_available(session)
-            self.fill(session)
 
     # ------------------------------------------------------------------ views
 
