@@ -19,13 +19,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from workpath.clients.api import Client, RunHandle
+    from workpath.clients.blocking import SyncClient, SyncRunHandle
+    from workpath.clients.frames import RunSpec, RunStatus
     from workpath.contexts import Context, SubroutineCall, context
     from workpath.errors import (
+        ClientAuthenticationError,
+        ClientError,
         ContextError,
         InvalidParamsError,
         PermanentError,
         RoutineDefinitionError,
         RoutineFailedError,
+        RunCancelledError,
+        RunFailedError,
+        RunNotFoundError,
+        SubmissionError,
         TemporaryError,
         WorkpathError,
     )
@@ -50,6 +59,18 @@ _LAZY = {
     "RoutineDefinitionError": "errors",
     "InvalidParamsError": "errors",
     "ContextError": "errors",
+    "Client": "clients.api",
+    "RunHandle": "clients.api",
+    "SyncClient": "clients.blocking",
+    "SyncRunHandle": "clients.blocking",
+    "RunSpec": "clients.frames",
+    "RunStatus": "clients.frames",
+    "ClientError": "errors",
+    "ClientAuthenticationError": "errors",
+    "SubmissionError": "errors",
+    "RunFailedError": "errors",
+    "RunCancelledError": "errors",
+    "RunNotFoundError": "errors",
 }
 
 
@@ -82,6 +103,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Client",
+    "ClientAuthenticationError",
+    "ClientError",
     "Context",
     "ContextError",
     "InvalidParamsError",
@@ -89,7 +113,16 @@ __all__ = [
     "RoutineDefinition",
     "RoutineDefinitionError",
     "RoutineFailedError",
+    "RunCancelledError",
+    "RunFailedError",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunSpec",
+    "RunStatus",
+    "SubmissionError",
     "SubroutineCall",
+    "SyncClient",
+    "SyncRunHandle",
     "TemporaryError",
     "WorkerSettings",
     "WorkpathError",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Generic, Literal, NewType, TypeVar, Union
 
 import pydantic
@@ -311,6 +312,17 @@ class _Direction:
 
 _FROM_WORKER = _Direction(FROM_WORKER, "from a worker")
 _FROM_SERVICE = _Direction(FROM_SERVICE, "from the service")
+
+
+def decoder(members: tuple[type[Payload], ...], *, origin: str) -> Callable[[str | bytes], Payload]:
+    """A decoder of frames carrying ``members``: another protocol in this style (the clients',
+    :mod:`workpath.clients.frames`), with the same envelope, one parse and the same DirectiveError."""
+    direction = _Direction(members, origin)
+
+    def decode(frame: str | bytes) -> Payload:
+        return _decode(direction, frame)
+
+    return decode
 
 
 def encode(payload: Payload) -> str:

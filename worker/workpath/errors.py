@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 
 class WorkpathError(Exception):
@@ -103,6 +104,51 @@ class RoutineFailedError(WorkpathError):
         self.type = type
         self.message = message
         self.retryable = retryable
+
+
+class ClientError(WorkpathError):
+    """A :class:`workpath.Client` cannot talk to the service: unreachable, token refused, connection lost, or a
+    request it refused as a whole. The message names what to fix."""
+
+
+class ClientAuthenticationError(ClientError, AuthenticationError):
+    """The service refused the client's token (or RBAC refused what it asked)."""
+
+
+class RunNotFoundError(ClientError, LookupError):
+    """The service knows no run of that ID (in that namespace): never submitted, or finished long ago."""
+
+
+class SubmissionError(ClientError):
+    """The service refused to start a run (params over its limit, a Routine it could not create).
+
+    ``type`` and ``message`` are the service's; ``accepted`` holds, for :meth:`workpath.Client.submit_many`, the
+    handles of the runs of the same call that were started (None where refused), so that none is lost.
+    """
+
+    def __init__(self, message: str, *, type: str, accepted: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.type = type
+        self.message = message
+        self.accepted = accepted or []
+
+
+class RunFailedError(WorkpathError):
+    """A run awaited through :class:`workpath.Client` failed; carries the remote error's type and message."""
+
+    def __init__(self, run_id: str, *, routine_id: str | None, type: str, message: str, retryable: bool) -> None:
+        what = f"run {run_id} of {routine_id}" if routine_id else f"run {run_id}"
+        super().__init__(f"{what} failed: {type}: {message}")
+        self.run_id = run_id
+        self.routine_id = routine_id
+        self.type = type
+        self.message = message
+        self.retryable = retryable
+
+
+class RunCancelledError(RunFailedError):
+    """A run awaited through :class:`workpath.Client` was cancelled (by a client, its Routine's deletion, its
+    parent's end); ``message`` says by what."""
 
 
 _RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (

@@ -15,24 +15,16 @@ import enum
 import uuid
 from typing import Any, Protocol
 
-import pydantic
-
 from workpath import directives
+from workpath.clients import frames
 
-
-class Phase(enum.StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+# The models users see live in the clients' protocol (``workpath.Client`` needs no operator package); they are
+# the service's too.
+Phase = frames.Phase
+Retries = frames.Retries
+RunSpec = frames.RunSpec
+Subroutines = frames.Subroutines
+RunStatus = frames.RunStatus
 
 
 class Reason(enum.StrEnum):
@@ -66,38 +58,6 @@ class Reason(enum.StrEnum):
 
 
 _FINISHED_IN = {Phase.SUCCEEDED: Reason.SUCCEEDED, Phase.FAILED: Reason.FAILED, Phase.CANCELLED: Reason.CANCELLED}
-
-
-class Retries(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(
-        alias_generator=directives.wire_name, validate_by_name=True, frozen=True, extra="forbid"
-    )
-
-    limit: int = pydantic.Field(default=0, ge=0)
-    backoff_seconds: float = pydantic.Field(default=5.0, ge=0)
-
-
-class RunSpec(pydantic.BaseModel):
-    """What is asked for: the ``spec`` of a Routine, and the body of ``POST /v1/runs``."""
-
-    model_config = pydantic.ConfigDict(
-        alias_generator=directives.wire_name,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        frozen=True,
-        extra="forbid",
-    )
-
-    routine_id: directives.RoutineID = pydantic.Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=253
-    )
-    params: dict[str, Any] = {}
-    pool: str | None = None
-    priority: int = 0
-    timeout_seconds: float | None = pydantic.Field(default=None, gt=0)
-    retries: Retries = Retries()
-    ttl_seconds_after_finished: int | None = pydantic.Field(default=None, ge=0)
 
 
 def new_run_id() -> directives.RunID:
@@ -204,38 +164,6 @@ class RunObserver(Protocol):
     def run_changed(self, run: Run) -> None: ...
 
     def run_log(self, run: Run, entry: directives.Log) -> None: ...
-
-
-class Subroutines(pydantic.BaseModel):
-    total: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    running: int = 0
-
-
-class RunStatus(pydantic.BaseModel):
-    """A run as users see it: the Routine's ``status`` and the local API's answer."""
-
-    model_config = pydantic.ConfigDict(
-        alias_generator=directives.wire_name, validate_by_name=True, serialize_by_alias=True
-    )
-
-    phase: Phase
-    run_id: directives.RunID
-    routine_id: directives.RoutineID
-    attempt: int = 0
-    worker: str | None = None
-    created_at: datetime.datetime
-    started_at: datetime.datetime | None = None
-    completed_at: datetime.datetime | None = None
-    run_time_seconds: float | None = None
-    round_trip_seconds: float | None = None
-    result: Any = None
-    error: directives.ErrorInfo | None = None
-    parent_run_id: directives.RunID | None = None
-    subroutines: Subroutines | None = None
-    reason: str = ""
-    message: str = ""
 
 
 def from_status(

@@ -9,6 +9,7 @@
   connection stays up. This loop is the hot path: one decode,
   one size check, one dict lookup per frame.
 - ``/v1/runs...``, ``/v1/workers/status``: the HTTP API (:mod:`~.http_api`).
+- ``GET /v1/clients``: the clients' WebSocket, many runs submitted and awaited at once (:mod:`~.client_api`).
 - ``/healthz``, ``/readyz``: probes. ``/metrics``: Prometheus text format (:mod:`~.metrics`).
 
 The heartbeat (:mod:`~.heartbeating`) runs beside it as a guarded task.
@@ -28,6 +29,7 @@ from workpath import directives, errors
 from workpath_operator.service import (
     aiotasks,
     authenticating,
+    client_api,
     dispatching,
     gatekeeping,
     heartbeating,
@@ -106,6 +108,7 @@ class DirectiveService:
         self._handlers = _handlers(dispatcher, heartbeat, duplicate_ready=self._duplicate_ready)
         access = self._access or http_api.LocalAccess(self.authenticator, dispatcher=dispatcher)
         http_api.HttpApi(dispatcher=dispatcher, store=self.store, access=access).mount(self.app.router)
+        client_api.ClientApi(dispatcher=dispatcher, store=self.store, access=access).mount(self.app)
         dispatcher.restore(await self.store.load())
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -82,6 +82,11 @@ class ServiceSettings(settings.Settings):
     """Sub-routines one run may have unfinished at once; a request past it fails in the routine at once
     (TooManySubroutinesError): wait for some (gather in batches) before asking for more."""
 
+    max_client_runs_in_flight: int = pydantic.Field(default=10_000, ge=1)
+    """Runs one client connection (/v1/clients, workpath.Client) may have submitted or awaited and not yet
+    finished; over it the service stops reading that connection until some finish (backpressure: the client's
+    sends wait, nothing is dropped)."""
+
     @pydantic.model_validator(mode="after")
     def _params_fit_in_a_frame(self) -> Self:
         if self.max_params_bytes >= self.max_frame_bytes:

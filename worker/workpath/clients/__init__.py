@@ -1,0 +1,7 @@
+"""Clients of workpath: run routines from any Python program (:class:`workpath.Client`).
+
+- :mod:`~.api`: :class:`~.api.Client` and :class:`~.api.RunHandle` (async);
+- :mod:`~.blocking`: :class:`~.blocking.SyncClient`, the same for scripts and web apps without an event loop;
+- :mod:`~.frames`: the clients' protocol (``/v1/clients``), run specs and statuses;
+- :mod:`~.targets`: what a client talks to, and finding the local service; :mod:`~.streaming`: the service's.
+"""
