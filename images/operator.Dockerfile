@@ -5,6 +5,8 @@
 #   --build-arg PIP_INSTALL_OPTIONS="--no-index --find-links images/wheels"   (wheels of those pins put there)
 
 FROM python:3.12-slim AS build
+# Reproducible builds: pip's .pyc files and useradd's /etc/shadow take this time instead of now.
+ARG SOURCE_DATE_EPOCH
 ARG PIP_INSTALL_OPTIONS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_CONSTRAINT=/src/images/constraints.txt
 RUN python -m venv /opt/workpath
@@ -17,6 +19,8 @@ COPY operator/ operator/
 RUN /opt/workpath/bin/pip install '.[operator,speed]' ${PIP_INSTALL_OPTIONS}
 
 FROM python:3.12-slim
+# Reproducible builds: pip's .pyc files and useradd's /etc/shadow take this time instead of now.
+ARG SOURCE_DATE_EPOCH
 # Python writes nothing at run time: the root filesystem is read-only in the chart.
 ENV PATH=/opt/workpath/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

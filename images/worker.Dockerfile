@@ -6,6 +6,8 @@
 #   --build-arg PIP_INSTALL_OPTIONS="--no-index --find-links images/wheels"   (wheels of those pins put there)
 
 FROM python:3.12-slim AS build
+# Reproducible builds: pip's .pyc files and useradd's /etc/shadow take this time instead of now.
+ARG SOURCE_DATE_EPOCH
 ARG PIP_INSTALL_OPTIONS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_CONSTRAINT=/src/images/constraints.txt
 RUN python -m venv /opt/workpath
@@ -19,6 +21,8 @@ RUN python images/worker_only.py pyproject.toml \
     && /opt/workpath/bin/pip install '.[speed]' ${PIP_INSTALL_OPTIONS}
 
 FROM python:3.12-slim
+# Reproducible builds: pip's .pyc files and useradd's /etc/shadow take this time instead of now.
+ARG SOURCE_DATE_EPOCH
 ENV PATH=/opt/workpath/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
