@@ -2,7 +2,8 @@
 readiness probe; the chart's namespaced, least-privilege RBAC as its only permissions) and two worker pods (their
 projected tokens checked with TokenReview), admitted in a namespace that enforces the "restricted" Pod Security
 Standard, are run by the process-kubelet as local processes; examples/routine.yaml is applied and succeeds. The
-nearest thing to tests/e2e/kind-e2e.sh that runs without Docker.
+operator elects itself leader and labels its own pod, and the Service selects exactly that pod. The nearest
+thing to tests/e2e/kind-e2e.sh that runs without Docker.
 
 Two things stand in for what a real node gives a pod: the operator finds the API server through a kubeconfig with
 its ServiceAccount's token (a local process cannot see /var/run/secrets/kubernetes.io/serviceaccount), and the
@@ -19,6 +20,7 @@ import yaml
 
 from tests.chart import pod_installs, rendering
 from tests.cluster import controlplane, kubelet, manifests, processes, waiting
+from workpath_operator.kube import electing
 
 ROUTINE = rendering.REPO / "examples" / "routine.yaml"
 
@@ -38,6 +40,13 @@ def _values(namespace: str, port: int) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _selected_ready_pods(core: kubernetes.client.CoreV1Api, service: kubernetes.client.V1Service) -> set[str]:
+    """The pods the Service's endpoints would list: those its selector selects that are ready. (The process-kubelet's
+    pods all have the IP 127.0.0.1, which an EndpointSlice cannot hold: the real node's test reads the slices.)"""
+    selector = ",".join(f"{key}={value}" for key, value in service.spec.selector.items())
+    return {pod.metadata.name for pod in pod_installs.ready_pods(core, service.metadata.namespace, selector)}
 
 
 def test_chart_pods_run_the_example_routine_to_success(
@@ -73,6 +82,15 @@ def test_chart_pods_run_the_example_routine_to_success(
             timeout=60,
             what="two ready worker pods",
         )
+        # The leader labelled its pod; the Service selects it by that label, and lists it alone.
+        (service,) = core.list_namespaced_service(namespace, label_selector=instance).items
+        waiting.wait_for(
+            lambda: _selected_ready_pods(core, service) == {operator.metadata.name},
+            timeout=30,
+            what="the Service to select the leader's pod",
+        )
+        labels = core.read_namespaced_pod(operator.metadata.name, namespace).metadata.labels
+        assert labels[electing.LEADER_LABEL] == "true"
 
         k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(ROUTINE))
         name = yaml.safe_load(ROUTINE.read_text())["metadata"]["name"]

@@ -1,5 +1,5 @@
-"""The Service of the directive service selects the operator's pods (and only those) on port 7740, and every
-Deployment's selector matches its own pods and no other Deployment's."""
+"""The Service of the directive service selects the operator's pods (and only those; the leader's when they elect
+one) on port 7740, and every Deployment's selector matches its own pods and no other Deployment's."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.chart import rendering
+from workpath_operator.kube import electing
 
 VALUE_SETS = pytest.mark.parametrize("values", rendering.VALUE_SETS.values(), ids=rendering.VALUE_SETS.keys())
 
@@ -29,10 +30,12 @@ def test_service_sends_traffic_to_the_operator_port(
     container_ports = {p["name"]: p["containerPort"] for p in rendering.container(operator)["ports"]}
     assert container_ports[port["targetPort"]] == rendering.DIRECTIVE_PORT
     assert service["spec"]["type"] == "ClusterIP"
-    assert rendering.selects(service["spec"]["selector"], rendering.pod_labels(operator))
+    # With leader election, the leader's pod: it adds the leader label to its own labels.
+    leading = {electing.LEADER_LABEL: "true"} if "--leader-elect" in rendering.container(operator)["command"] else {}
+    assert rendering.selects(service["spec"]["selector"], rendering.pod_labels(operator) | leading)
     for other in rendered.workloads():
         if other is not operator:
-            assert not rendering.selects(service["spec"]["selector"], rendering.pod_labels(other))
+            assert not rendering.selects(service["spec"]["selector"], rendering.pod_labels(other) | leading)
 
 
 @VALUE_SETS

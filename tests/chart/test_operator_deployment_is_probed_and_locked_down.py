@@ -26,11 +26,8 @@ def test_operator_runs_two_replicas_that_elect_a_leader_with_its_service_account
     deployment = _operator(render())
 
     assert deployment["spec"]["replicas"] == 2
-    # Only the leader is ever ready: a rollout must not wait for new pods to be ready before stopping old ones.
-    assert deployment["spec"]["strategy"] == {
-        "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "100%"},
-    }
+    # Every healthy replica is ready: a rollout keeps one ready while it replaces the others (see the HA tests).
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert "--leader-elect" in rendering.container(deployment)["command"]
     assert rendering.pod_spec(deployment)["serviceAccountName"] == "workpath-operator"
     assert rendering.pod_spec(deployment).get("automountServiceAccountToken", True) is True

@@ -1,16 +1,20 @@
 """Operator HA in the chart: the replicas elect their leader on a Lease named after the release, in the pod's own
-namespace, under the pod's name; the RBAC for it is one Role in the release namespace (in either rbac mode) with
-only the Lease verbs the election uses; a PodDisruptionBudget lets one replica go at a time (a never-ready standby
-always); the replicas spread across nodes; a single replica may run without an election."""
+namespace, under the pod's name (from the downward API); the Service selects the leader by the label the leader puts
+on its own pod, which no value may put on every pod; the RBAC for it is one Role in the release namespace (in either
+rbac mode) with only the Lease verbs the election uses and the patch of pods there; rollouts are ordinary (a new pod
+ready before an old one goes); a PodDisruptionBudget lets one replica go at a time (one not ready always); the
+replicas spread across nodes; a single replica may run without an election, and its Service selects it alone."""
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.chart import rendering
+from workpath_operator.kube import electing
 
 
 def _operator(rendered: rendering.Rendered) -> dict[str, Any]:
@@ -31,12 +35,43 @@ def test_the_lease_is_named_after_the_release_in_the_pods_namespace_held_by_the_
     env = rendering.env_of(deployment)
 
     assert _lease_name(deployment) == deployment["metadata"]["name"]
-    assert env["WORKPATH_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert env["WORKPATH_LEADER_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # The operator's defaults: the Lease's namespace and the leader's identity are the pod's (tested with the CLI in
+    # test_pod_commands_are_accepted_by_the_workpath_cli.py), and so is the pod it labels.
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert not {"WORKPATH_LEASE_NAMESPACE", "WORKPATH_LEADER_IDENTITY", "WORKPATH_POD_NAME"} & set(env)
+
+
+def test_the_service_selects_the_ready_pod_the_leader_labelled(render: Callable[..., rendering.Rendered]) -> None:
+    rendered = render()
+    (service,) = rendered.of_kind("Service")
+    pod = rendering.pod_labels(_operator(rendered))
+
+    assert service["spec"]["selector"][electing.LEADER_LABEL] == "true"
+    assert rendering.selects(service["spec"]["selector"], pod | {electing.LEADER_LABEL: "true"})
+    assert not rendering.selects(service["spec"]["selector"], pod)  # a standby
+    assert not service["spec"].get("publishNotReadyAddresses")  # a SIGKILLed leader keeps its label, not ready
+
+
+def test_no_value_puts_the_leader_label_on_every_pod(helm: rendering.Helm, chart: pathlib.Path) -> None:
+    with pytest.raises(rendering.HelmError) as refused:
+        helm.template(chart, {"operator": {"podLabels": {electing.LEADER_LABEL: "true"}}})
+
+    assert "/operator/podLabels" in refused.value.stderr
+
+
+def test_rollouts_start_a_new_pod_before_an_old_one_goes(render: Callable[..., rendering.Rendered]) -> None:
+    deployment = _operator(render())
+
+    # Every healthy replica is ready: a rollout waits for a new one, and keeps a standby throughout.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
 
 
 @pytest.mark.parametrize("cluster_wide", [True, False], ids=["cluster-wide", "namespaced"])
-def test_the_lease_rbac_is_one_role_in_the_release_namespace_with_the_verbs_used(
+def test_the_election_rbac_is_one_role_in_the_release_namespace_with_the_verbs_used(
     render: Callable[..., rendering.Rendered], cluster_wide: bool
 ) -> None:
     rendered = render({"rbac": {"clusterWide": cluster_wide}})
@@ -65,6 +100,11 @@ def test_the_lease_rbac_is_one_role_in_the_release_namespace_with_the_verbs_used
         ),
     ]
     (role,) = [r for r in rendered.of_kind("Role") if r["metadata"]["name"].endswith("-operator-leader")]
+    assert role["metadata"]["namespace"] == rendering.NAMESPACE
+    # The replicas label their own pods; their names are the ReplicaSet's to make, so no resourceNames.
+    assert [rule for rule in role["rules"] if "leases" not in rule["resources"]] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}
+    ]
     bindings = [b for b in rendered.of_kind("RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]]
     assert [b["subjects"] for b in bindings] == [
         [{"kind": "ServiceAccount", "name": "workpath-operator", "namespace": rendering.NAMESPACE}]
@@ -76,7 +116,7 @@ def test_one_replica_at_a_time_may_be_disrupted(render: Callable[..., rendering.
     (budget,) = rendered.of_kind("PodDisruptionBudget")
 
     assert budget["spec"]["maxUnavailable"] == 1
-    # The standby is never ready; it may always be evicted.
+    # A replica that is not ready serves nothing; it may always be evicted.
     assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     assert rendering.selects(budget["spec"]["selector"]["matchLabels"], rendering.pod_labels(_operator(rendered)))
     with_workers = render(rendering.WORKER_VALUES)
@@ -115,6 +155,8 @@ def test_a_single_replica_may_run_without_an_election(render: Callable[..., rend
 
     assert "--leader-elect" not in rendering.container(_operator(rendered))["command"]
     assert not [r for r in rendered.of_kind("Role") if r["metadata"]["name"].endswith("-operator-leader")]
+    (service,) = rendered.of_kind("Service")
+    assert electing.LEADER_LABEL not in service["spec"]["selector"]  # nobody would set it
 
 
 def test_a_new_leader_is_seen_ready_within_a_second_or_two(render: Callable[..., rendering.Rendered]) -> None:

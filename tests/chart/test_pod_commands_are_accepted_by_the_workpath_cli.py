@@ -4,9 +4,11 @@ with the values the chart means: a renamed flag or setting breaks this test, not
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -79,9 +81,10 @@ def test_operator_command_configures_the_operator(
     assert workload is not None
 
     args = _parse(rendering.container(workload)["command"])  # argparse exits (status 2) on an unknown flag.
-    operator_settings = kube_settings.OperatorSettings.load(
-        _environment(workload), **kube_settings.OperatorSettings.flag_values(args)
-    )
+    # As `workpath operator` loads them: from the process's environment (the pod's POD_NAME and POD_NAMESPACE are
+    # the defaults of settings that are not WORKPATH_* variables).
+    with mock.patch.dict(os.environ, _environment(workload), clear=True):
+        operator_settings = kube_settings.OperatorSettings.load(**kube_settings.OperatorSettings.flag_values(args))
 
     assert args.func.__name__ == "_operator"
     assert {key: getattr(operator_settings, key) for key in expected} == expected
@@ -92,3 +95,5 @@ def test_operator_command_configures_the_operator(
     # The replicas elect their leader on a Lease in the pod's namespace, each under its pod's name.
     assert operator_settings.leader_elect is True
     assert (operator_settings.election_namespace, operator_settings.leader_identity) == (rendering.NAMESPACE, POD_NAME)
+    # The leader labels its own pod.
+    assert operator_settings.own_pod == (rendering.NAMESPACE, POD_NAME)

@@ -1,5 +1,6 @@
 """A Lease as the API server keeps it, in memory, for the leader election's unit tests: every write gets a new
-resourceVersion, a write naming a stale one is refused with 409, a missing Lease is 404."""
+resourceVersion, a write naming a stale one is refused with 409, a missing Lease is 404. Beside it, the candidates'
+pods' labels and annotations, changed by JSON merge patches."""
 
 from __future__ import annotations
 
@@ -16,6 +17,30 @@ class LeaseServer:
         self.lease: dict[str, Any] | None = None
         self.version = 0
         self.writes: list[dict[str, Any]] = []
+        #: The pods' metadata (labels, annotations) by pod name; a patch of a missing pod is 404.
+        self.pods: dict[str, dict[str, dict[str, str]]] = {}
+        #: Pod patches refused with this status (403: RBAC said no), when set.
+        self.pod_refusal: int | None = None
+
+    def add_pod(self, name: str, *, labels: dict[str, str] | None = None) -> None:
+        self.pods[name] = {"labels": dict(labels or {}), "annotations": {}}
+
+    def labels(self, name: str) -> dict[str, str]:
+        return dict(self.pods[name]["labels"])
+
+    def patch_pod(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        if self.pod_refusal is not None:
+            raise _error(self.pod_refusal, "Refused")
+        if name not in self.pods:
+            raise _error(404, "NotFound")
+        for key, changes in (patch.get("metadata") or {}).items():
+            kept = self.pods[name][key]
+            for field, value in changes.items():
+                if value is None:
+                    kept.pop(field, None)
+                else:
+                    kept[field] = value
+        return {"metadata": {"name": name} | copy.deepcopy(self.pods[name])}
 
     def get(self) -> dict[str, Any]:
         if self.lease is None:
@@ -47,11 +72,13 @@ class LeaseServer:
 
 
 class Client:
-    """One candidate's connection to the server; ``failing`` cuts it off (its requests fail as unreachable)."""
+    """One candidate's connection to the server; ``failing`` cuts it off (its requests fail as unreachable), and
+    ``pods_failing`` its pod patches only."""
 
     def __init__(self, server: LeaseServer) -> None:
         self.server = server
         self.failing = False
+        self.pods_failing = False
 
     async def get_lease(self, namespace: str, name: str) -> clients.Body:
         self._check()
@@ -64,6 +91,12 @@ class Client:
     async def replace_lease(self, namespace: str, name: str, body: clients.Body) -> clients.Body:
         self._check()
         return self.server.replace(body)
+
+    async def patch_pod(self, namespace: str, name: str, patch: clients.Body) -> clients.Body:
+        self._check()
+        if self.pods_failing:
+            raise _error(503, "ServiceUnavailable")
+        return self.server.patch_pod(name, patch)
 
     def _check(self) -> None:
         if self.failing:

@@ -24,7 +24,7 @@ import sys
 import types
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 from tests.cluster import controlplane, processes, waiting
@@ -158,11 +158,13 @@ class Harness:
         namespaced: bool = True,
         wait: bool = True,
         port: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> OperatorProcess:
         """``python -m workpath_operator --namespace NS`` on this harness's port (the same for every operator), or
         on ``port`` (replicas running at once need a port each, behind something on the harness's port).
 
-        ``namespaced=False`` leaves ``--namespace`` out (give ``--all-namespaces`` in ``args``).
+        ``namespaced=False`` leaves ``--namespace`` out (give ``--all-namespaces`` in ``args``); ``env`` adds to its
+        environment (the downward API's POD_NAME and POD_NAMESPACE of a pod standing in for it, say).
         """
         port = self.port if port is None else port
         name = f"operator-{sum(isinstance(p, OperatorProcess) for p in self.processes) + 1}"
@@ -179,7 +181,8 @@ class Harness:
             *((f"--token={self.token}",) if shared_token else ()),
             *args,
         ]
-        operator = OperatorProcess(name, argv, env=self.env(kubeconfig), log=self.workdir / f"{name}.log", port=port)
+        environment = self.env(kubeconfig) | dict(env or {})
+        operator = OperatorProcess(name, argv, env=environment, log=self.workdir / f"{name}.log", port=port)
         self.processes.append(operator)
         if wait:
             operator.wait_ready()

@@ -1,7 +1,8 @@
 """What stands in for the operator's Service when operator replicas run as local processes: there is no Service (and
 no kube-proxy) for them, and two replicas cannot listen on one port of one host, so each gets its own port and
-:class:`ReadyRouter` listens on the port the workers dial. It forwards each new connection to the replica whose
-``/readyz`` answers 200 (the leader), or closes it when none does, as a Service with no ready endpoint would. Open
+:class:`ReadyRouter` listens on the port the workers dial. It forwards each new connection to the replica that is
+selected (as the chart's Service selects the pod with the leader label: see :mod:`tests.kube.operator_pods`) and
+whose ``/readyz`` answers 200, or closes it when none is, as a Service with no ready endpoint would. Open
 connections are left alone: a replica that dies or stops closes its own.
 
 >>> with routing.ReadyRouter(harness.port, [port_a, port_b]):
@@ -16,7 +17,7 @@ import threading
 import types
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 PROBE_TIMEOUT = 1.0
@@ -34,12 +35,14 @@ def answers(port: int, path: str) -> int | None:
 
 
 class ReadyRouter:
-    """Forwards connections on ``port`` to the first of ``targets`` (ports) that is ready; runs on a thread of
-    its own, so that tests on the (blocking) Kubernetes client can use it."""
+    """Forwards connections on ``port`` to the first of ``targets`` (ports) that is ``selected`` (a blocking
+    call, run on a thread: it may ask the API server) and ready; runs on a thread of its own, so that tests on the
+    (blocking) Kubernetes client can use it."""
 
-    def __init__(self, port: int, targets: Sequence[int]) -> None:
+    def __init__(self, port: int, targets: Sequence[int], *, selected: Callable[[int], bool] = lambda _: True) -> None:
         self.port = port
         self.targets = tuple(targets)
+        self._selected = selected
         #: How many connections went to each target port.
         self.routed: dict[int, int] = dict.fromkeys(self.targets, 0)
         self._loop = asyncio.new_event_loop()
@@ -95,7 +98,7 @@ class ReadyRouter:
 
     async def _ready_target(self) -> int | None:
         for target in self.targets:
-            if await _ready(target):
+            if await _ready(target) and await asyncio.to_thread(self._selected, target):
                 return target
         return None
 

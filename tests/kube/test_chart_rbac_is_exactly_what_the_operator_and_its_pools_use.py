@@ -2,9 +2,11 @@
 rules (namespaced) through the scenarios it exists for: Routines run (with sub-routines, one deleted after its TTL,
 and one submitted over the runs API by a user whom RBAC allows, which costs a TokenReview and a SubjectAccessReview)
 on the pods of a WorkerPool that the operator scales from zero and back, whose Deployment is deleted by hand
-and restored, and whose spec changes; it elects itself leader on the chart's Lease, and releases it when it stops.
-The API server's audit log then says what the operator asked for: every request must be granted (a missing verb
-fails), and every granted permission must have been used (an unused grant fails)."""
+and restored, and whose spec changes; it elects itself leader on the chart's Lease, labelling its own pod (one
+standing in for it, named as the downward API would), and releases both when it stops. The API server's audit log
+then says what the operator asked for: every request must be granted (a missing verb fails), and every granted
+permission must have been used (an unused grant fails); its own pod was patched when it started (the label taken
+off), when it led and when it stopped."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import kubernetes.client
 import pytest
 
 from tests.cluster import audit, controlplane, kubelet, waiting
-from tests.kube import identities, operator_rbac, operators, routines, worker_pools
+from tests.kube import identities, operator_pods, operator_rbac, operators, routines, worker_pools
 
 WORKER_ACCOUNT = "workpath-worker"
 SUBMITTER = "submitter"
 POOL = "reports"
+OPERATOR_POD = "workpath-operator-0"
 
 RARE_PATHS = {
     audit.Permission("workpath.dev", "routines", "get"): (
@@ -55,6 +58,21 @@ def _lease_name(rendered: str) -> str:
     return str(name)
 
 
+def _own_pod_patches(log: pathlib.Path, *, user: str, namespace: str) -> int:
+    """How often ``user`` patched the operator's own pod (the leader label), allowed."""
+    patches = 0
+    for event in audit.events(log):
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("user", {}).get("username") == user
+            and (event["verb"], ref.get("resource"), ref.get("namespace"), ref.get("name"))
+            == ("patch", "pods", namespace, OPERATOR_POD)
+            and event.get("responseStatus", {}).get("code") == 200
+        ):
+            patches += 1
+    return patches
+
+
 def test_the_chart_grants_exactly_what_the_operator_uses(
     k8s_cluster: controlplane.Cluster,
     k8s_namespace: str,
@@ -73,6 +91,7 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
     manifest.write_text(rendered)
     k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(manifest))
     core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
+    operator_pods.create(core, namespace, OPERATOR_POD)
     kubeconfig = operator_rbac.operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
     user = f"system:serviceaccount:{namespace}:{operator_rbac.OPERATOR_ACCOUNT}"
     try:
@@ -90,7 +109,9 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
                     "--lease-name",
                     _lease_name(rendered),
                 ),
+                env=operator_pods.env(namespace, OPERATOR_POD),  # as the chart's downward API gives them
             )
+            assert operator_pods.labelled(core, namespace, OPERATOR_POD)
             spec = worker_pools.pool_spec(
                 modules=["examples.reports", "tests.kube.workload"],
                 routines=["reports.*", "k8s.*"],
@@ -144,3 +165,10 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
     assert not missing, f"the operator used permissions the chart does not grant: {[str(p) for p in missing]}"
     unused = sorted(granted - used - set(RARE_PATHS))
     assert not unused, f"the chart grants permissions nothing used: {[str(p) for p in unused]}"
+    # Its own pod: unlabelled as it started, labelled as it led, unlabelled as it stopped.
+    waiting.wait_for(
+        lambda: _own_pod_patches(k8s_cluster.audit_log, user=user, namespace=namespace) == 3,
+        timeout=10,
+        what="three patches of the operator's own pod in the audit log",
+    )
+    assert not operator_pods.labelled(core, namespace, OPERATOR_POD)

@@ -1,8 +1,8 @@
 """The few Kubernetes API calls the operator makes itself, on one HTTP session.
 
 kopf watches the Routines; everything the operator *writes* (status patches, child
-Routines, deletions, Events, the leader's Lease), its TokenReviews and SubjectAccessReviews go through
-:class:`KubernetesClient`: plain JSON over one aiohttp session, no generated models,
+Routines, deletions, Events, the leader's Lease and its pod's label), its TokenReviews and
+SubjectAccessReviews go through :class:`KubernetesClient`: plain JSON over one aiohttp session, no generated models,
 because those calls are on the hot path and a model layer costs CPU per call.
 
 Credentials come from kubernetes_asyncio's loaders: in-cluster (the pod's
@@ -33,6 +33,7 @@ Body = dict[str, Any]
 ROUTINES_API = "/apis/workpath.dev/v1alpha1"
 LEASES_API = "/apis/coordination.k8s.io/v1"
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 #: HTTP statuses worth trying again (0: no answer at all).
 TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
 
@@ -178,6 +179,11 @@ class KubernetesClient:
     async def replace_lease(self, namespace: str, name: str, body: Body) -> Body:
         """Write the whole Lease; answered 409 if it changed since ``body``'s ``metadata.resourceVersion``."""
         return await self.request("PUT", _lease(namespace, name), body=body)
+
+    async def patch_pod(self, namespace: str, name: str, patch: Body) -> Body:
+        """Merge ``patch`` into the pod (a JSON merge patch: a ``None`` value removes its key)."""
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
     # ------------------------------------------------------------------ transport
 

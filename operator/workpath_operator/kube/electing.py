@@ -1,8 +1,14 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease, as client-go's ``leaderelection`` does it.
 
 Several operator replicas run; only the one holding the Lease serves (kopf, the directive
-service, the WorkerPools). The others stand by: they answer ``/healthz`` but not
-``/readyz`` (:class:`StandbyProbes`), so the Service sends workers to the leader only.
+service, the WorkerPools). The others stand by, healthy and ready (:class:`StandbyProbes`):
+readiness says a replica works, not that it leads, so that rollouts and PodDisruptionBudgets
+count every replica. The Service finds the leader by a label on its pod instead, as Vault
+and Patroni do (:class:`LeaderLabel`): the leader sets ``workpath.dev/leader: "true"`` on
+its own pod after it takes the Lease and before it serves; every replica removes it from
+its own pod when it starts (a restarted container keeps its pod and its labels) and when
+it releases the Lease. A SIGKILLed leader's pod keeps the label but is not ready, so the
+Service drops it all the same.
 
 - **Acquire** (:meth:`Elector.acquire`): every retry period, read the Lease; take it when
   it does not exist, when nobody holds it (a leader released it), or when its record has
@@ -17,7 +23,7 @@ service, the WorkerPools). The others stand by: they answer ``/healthz`` but not
   can judge the Lease expired: its clock started no earlier than the leader's last renewal.
 - **Release** (:meth:`Elector.release`): at a graceful shutdown, after the operator stopped
   writing, the holder is cleared (as client-go's ``ReleaseOnCancel``) so a standby takes
-  over at its next look instead of after the lease duration.
+  over at its next look instead of after the lease duration; then the label goes.
 
 Time is the event loop's clock, so that the tests run the state machine on a fake one.
 """
@@ -42,6 +48,12 @@ from workpath_operator.service import aiotasks
 logger = logging.getLogger("workpath.electing")
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"
+#: The label the leader sets on its own pod (value ``"true"``); the chart's Service selects it.
+LEADER_LABEL = "workpath.dev/leader"
+#: The ReplicaSet removes the pods of lowest cost first: in a rollout or a scale-down the leader goes last, so that
+#: the leadership moves once, to a pod of the new template, and not from one old pod to the other first.
+DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+LEADER_DELETION_COST = "1000"
 
 
 class Leases(Protocol):
@@ -52,6 +64,12 @@ class Leases(Protocol):
     async def create_lease(self, namespace: str, body: clients.Body) -> clients.Body: ...
 
     async def replace_lease(self, namespace: str, name: str, body: clients.Body) -> clients.Body: ...
+
+
+class Pods(Protocol):
+    """The pod call of :class:`~workpath_operator.kube.clients.KubernetesClient`."""
+
+    async def patch_pod(self, namespace: str, name: str, patch: clients.Body) -> clients.Body: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,21 +225,24 @@ class Elector:
         return asyncio.get_running_loop().time() >= self._observed_at + float(duration)
 
 
-async def stand_by(elector: Elector, *, host: str, port: int) -> bool:
-    """Answer the probes as a standby until this process leads (True), or until SIGTERM or SIGINT (False)."""
+async def stand_by(elector: Elector, *, label: LeaderLabel, host: str, port: int) -> bool:
+    """Answer the probes as a standby until this process leads (True), or until SIGTERM or SIGINT (False). It is
+    ready once its pod carries no leader label (a container restarted in the leader's pod finds it there)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
     for number in signals:
         loop.add_signal_handler(number, stopping.set)
     try:
-        async with StandbyProbes(elector, host=host, port=port):
-            acquiring = asyncio.create_task(elector.acquire(), name="workpath-lease-acquire")
+        async with StandbyProbes(elector, host=host, port=port) as probes:
+            acquiring = asyncio.create_task(
+                _unlabel_then_acquire(elector, label, probes), name="workpath-lease-acquire"
+            )
             stopped = asyncio.create_task(stopping.wait(), name="workpath-standby-stop")
             done, _ = await asyncio.wait({acquiring, stopped}, return_when=asyncio.FIRST_COMPLETED)
             await aiotasks.cancel_and_wait([acquiring, stopped])
             if acquiring in done:
-                acquiring.result()  # a failure other than the API server's is a bug: let it out
+                acquiring.result()  # the label refused for good (RBAC, no such pod), or a bug: let it out
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
@@ -232,20 +253,34 @@ async def stand_by(elector: Elector, *, host: str, port: int) -> bool:
     return elector.leading
 
 
+async def _unlabel_then_acquire(elector: Elector, label: LeaderLabel, probes: StandbyProbes) -> None:
+    await label.clear()
+    probes.ready = True
+    await elector.acquire()
+
+
 class Leadership:
     """The Lease renewed beside the serving; :meth:`release` ends it (see :func:`leading`)."""
 
-    def __init__(self, elector: Elector, *, on_lost: Callable[[], None]) -> None:
+    def __init__(self, elector: Elector, *, label: LeaderLabel, on_lost: Callable[[], None]) -> None:
         self._elector = elector
+        self._label = label
         self._on_lost = on_lost
+        self._released = False
         self._keeping = asyncio.create_task(elector.keep(), name="workpath-lease-renew")
         self._keeping.add_done_callback(self._lost)
 
     async def release(self) -> None:
-        """Stop renewing and release the Lease (the first call does): a standby takes over at its next look."""
+        """Stop renewing, release the Lease (a standby takes over at its next look), then take the leader label off
+        this pod; the first call does. The Lease goes first: the label only routes workers, and this pod, stopping,
+        is no longer ready anyway."""
+        if self._released:
+            return
+        self._released = True
         self._keeping.remove_done_callback(self._lost)
         await aiotasks.cancel_and_wait([self._keeping])
         await self._elector.release()
+        await self._label.clear_at_exit(timeout=self._elector.timing.renew_deadline)
 
     def _lost(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
@@ -253,23 +288,75 @@ class Leadership:
 
 
 @contextlib.asynccontextmanager
-async def leading(elector: Elector, *, on_lost: Callable[[], None]) -> AsyncIterator[Leadership]:
+async def leading(elector: Elector, *, label: LeaderLabel, on_lost: Callable[[], None]) -> AsyncIterator[Leadership]:
     """Renew the Lease while the body runs, call ``on_lost`` the moment it is lost, release it at the end, or
-    earlier with :meth:`Leadership.release`, as soon as nothing more will be written.
+    earlier with :meth:`Leadership.release`, as soon as nothing more will be written. The body starts once this
+    pod carries the leader label, so that the Service sends workers here.
 
     ``on_lost`` must stop the serving at once: another replica may lead a moment later.
     """
-    leadership = Leadership(elector, on_lost=on_lost)
+    leadership = Leadership(elector, label=label, on_lost=on_lost)
     try:
+        await label.mark()
         yield leadership
     finally:
         await leadership.release()
 
 
+class LeaderLabel:
+    """:data:`LEADER_LABEL` on this replica's own pod, ``pod`` (namespace, name; from the downward API), by which the
+    Service selects the leader. Outside a pod (``pod`` None: tests run operators as processes) there is nothing to
+    label, and each step is skipped with a log line."""
+
+    def __init__(self, pods: Pods, *, pod: tuple[str, str] | None, retry_period: float) -> None:
+        self.pod = pod
+        self._pods = pods
+        self._retry_period = retry_period
+
+    async def mark(self) -> None:
+        """Label this pod as the leader's, and make it the last its ReplicaSet removes; tries again while the API
+        server fails (workers reach this replica only once it is done)."""
+        marked = {"labels": {LEADER_LABEL: "true"}, "annotations": {DELETION_COST_ANNOTATION: LEADER_DELETION_COST}}
+        await self._patch(marked, done="labelled as the leader's")
+
+    async def clear(self) -> None:
+        """Take the label and the cost off this pod; tries again while the API server fails (a standby must never
+        carry it)."""
+        cleared = {"labels": {LEADER_LABEL: None}, "annotations": {DELETION_COST_ANNOTATION: None}}
+        await self._patch(cleared, done="carries no leader label")
+
+    async def clear_at_exit(self, *, timeout: float) -> None:
+        """:meth:`clear` within ``timeout``, or a warning: the process is ending, and its pod is no longer ready."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.clear()
+        except (clients.ApiError, TimeoutError) as exc:
+            logger.warning("could not take the leader label off pod %s (it is not ready any more): %s", self.pod, exc)
+
+    async def _patch(self, metadata: clients.Body, *, done: str) -> None:
+        if self.pod is None:
+            logger.info("not in a pod (no $POD_NAME and $POD_NAMESPACE): no leader label to set or remove")
+            return
+        namespace, name = self.pod
+        while True:
+            try:
+                await self._pods.patch_pod(namespace, name, {"metadata": metadata})
+            except clients.ApiError as exc:
+                if not exc.transient:
+                    raise
+                logger.warning("pod %s/%s: %s; trying again", namespace, name, exc)
+                await asyncio.sleep(self._retry_period)
+                continue
+            logger.info("pod %s/%s %s", namespace, name, done)
+            return
+
+
 class StandbyProbes:
-    """``/healthz`` 200 and ``/readyz`` 503 on the directive service's address while this replica stands by."""
+    """``/healthz`` and ``/readyz`` on the directive service's address while this replica stands by: alive at once,
+    ready once :attr:`ready` (its pod carries no leader label)."""
 
     def __init__(self, elector: Elector, *, host: str, port: int) -> None:
+        self.ready = False
         self._elector = elector
         self._host = host
         self._port = port
@@ -294,8 +381,10 @@ class StandbyProbes:
         return web.Response(text="ok\n")
 
     async def _readiness(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.Response(status=503, text="removing the leader label from this pod\n")
         holder = self._elector.holder or "nobody yet"
-        return web.Response(status=503, text=f"standing by: {holder} leads\n")
+        return web.Response(text=f"standing by: {holder} leads\n")
 
 
 def _spec(lease: clients.Body) -> dict[str, Any]:

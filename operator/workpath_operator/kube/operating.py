@@ -15,9 +15,11 @@ started after it that is still alive when it stops (the service's connections, s
 
 With ``--leader-elect`` (the chart's replicas), all of that waits until this process
 holds the Lease (:mod:`~workpath_operator.kube.electing`): a standby runs neither kopf
-nor the service, and answers ``/readyz`` with 503. The leader renews the Lease beside
-kopf; losing it exits the process at once; a graceful stop releases it after the service
-has stopped writing, so a standby takes over within a retry period.
+nor the service; it answers the probes, ready once its pod carries no leader label. The
+leader labels its pod before it serves (the Service selects that label) and renews the
+Lease beside kopf; losing it exits the process at once; a graceful stop releases it after
+the service has stopped writing, so a standby takes over within a retry period, then
+takes the label off.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ async def operate(settings: settings.OperatorSettings) -> int:
                 retry_period=settings.retry_period,
             ),
         )
-        if not await electing.stand_by(elector, host=settings.host, port=settings.port):
+        label = electing.LeaderLabel(client, pod=settings.own_pod, retry_period=settings.retry_period)
+        if not await electing.stand_by(elector, label=label, host=settings.host, port=settings.port):
             return 0
-        async with electing.leading(elector, on_lost=_exit_at_once) as leadership:
+        async with electing.leading(elector, label=label, on_lost=_exit_at_once) as leadership:
             await serve(client, settings=settings, stopped=leadership.release)
     return 0
 

@@ -28,8 +28,13 @@ def _pod_namespace() -> str | None:
     return os.environ.get("POD_NAMESPACE") or None
 
 
+def _pod_name() -> str | None:
+    """The chart gives the pod's name through the downward API."""
+    return os.environ.get("POD_NAME") or None
+
+
 def _default_identity() -> str:
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return _pod_name() or f"{socket.gethostname()}-{os.getpid()}"
 
 
 class OperatorSettings(settings.ServiceSettings):
@@ -39,6 +44,8 @@ class OperatorSettings(settings.ServiceSettings):
     shown_defaults: ClassVar[Mapping[str, str]] = {
         "lease_namespace": "$POD_NAMESPACE, else the one --namespace served",
         "leader_identity": "$POD_NAME, else <hostname>-<pid>",
+        "pod_name": "$POD_NAME",
+        "pod_namespace": "$POD_NAMESPACE",
     }
 
     namespaces: tuple[str, ...] = ()
@@ -107,9 +114,9 @@ class OperatorSettings(settings.ServiceSettings):
 
     leader_elect: bool = False
     """Run as one of several replicas: only the holder of a coordination.k8s.io Lease watches Routines,
-    dispatches, writes status and takes workers; the others stand by (/healthz answers, /readyz does not, so a
-    Service sends workers to the leader only) and take over when the Lease is released or expires. The chart
-    turns it on."""
+    dispatches, writes status and takes workers; the others stand by (healthy and ready) and take over when the
+    Lease is released or expires. The leader labels its own pod (--pod-name) workpath.dev/leader=true, which the
+    chart's Service selects, so that workers reach the leader only. The chart turns it on."""
 
     lease_name: str = pydantic.Field(default="workpath-operator", pattern=_DNS_SUBDOMAIN)
     """Name of the Lease the replicas elect their leader with."""
@@ -132,6 +139,13 @@ class OperatorSettings(settings.ServiceSettings):
     retry_period: float = pydantic.Field(default=1.0, gt=0)
     """Seconds between the leader's renewals, and between a standby's looks at the Lease (the delay of a takeover
     after a graceful shutdown, which releases the Lease)."""
+
+    pod_name: str | None = pydantic.Field(default_factory=_pod_name, pattern=_DNS_SUBDOMAIN)
+    """This replica's pod, which the leader labels workpath.dev/leader=true and every replica unlabels when it
+    starts and when it releases the Lease. Without it (and --pod-namespace), as outside a pod, nothing is labelled."""
+
+    pod_namespace: str | None = pydantic.Field(default_factory=_pod_namespace, pattern=_DNS_LABEL)
+    """Namespace of this replica's pod."""
 
     @pydantic.field_validator("allowed_service_accounts", mode="after")
     @classmethod
@@ -163,6 +177,13 @@ class OperatorSettings(settings.ServiceSettings):
                 "so that a leader tries to renew more than once and gives up before a standby may take over"
             )
         return self
+
+    @property
+    def own_pod(self) -> tuple[str, str] | None:
+        """This replica's pod (namespace, name) when it runs in one, for the leader label."""
+        if self.pod_name is None or self.pod_namespace is None:
+            return None
+        return self.pod_namespace, self.pod_name
 
     @property
     def election_namespace(self) -> str:
