@@ -35,3 +35,10 @@ async def nap(ctx: workpath.Context, seconds: float, markers: str = "") -> None:
     if markers:
         (pathlib.Path(markers) / f"started.{ctx.run_id}.{ctx.attempt}.{os.getpid()}").touch()
     await asyncio.sleep(seconds)
+
+
+@workpath.routine("bench.fanout")
+async def fanout(ctx: workpath.Context, children: int) -> int:
+    """Call ``children`` no-op sub-routines at once and wait for all of them; return how many ended."""
+    results = await ctx.gather(*(ctx.call("bench.noop") for _ in range(children)))
+    return len(results)

@@ -85,6 +85,7 @@ class ClientApi:
             namespace=namespace,
             max_in_flight=settings.max_client_runs_in_flight,
             max_frame_bytes=settings.max_frame_bytes,
+            transport=request.transport,
         )
         self._sessions.add(session)
         writer = asyncio.create_task(session.write(), name="workpath-client-writer")
@@ -136,11 +137,12 @@ class ClientApi:
             admissions = list(await asyncio.gather(*(self._submit_one(session, s, check) for s in frame.runs)))
         else:  # in memory: no await suspends, so no task per run
             admissions = [await self._submit_one(session, s, check) for s in frame.runs]
-        session.send(directives.encode(frames.Accepted.model_construct(runs=admissions)))
+        session.send(frames.encode_accepted(admissions))
 
     async def _submit_one(
         self, session: client_sessions.ClientSession, submission: frames.Submission, check: bool
-    ) -> frames.Admission:
+    ) -> str:
+        """Submit one run; its admission, encoded."""
         spec = submission.spec
         request_id = submission.request_id
         if check and spec.params:
@@ -157,11 +159,10 @@ class ClientApi:
         else:  # not known yet (a Routine the reconciler has not taken): the client awaits it when it reads this
             logger.warning("run %s was submitted but the dispatcher does not know it yet", submitted.run_id)
         routine = submitted.routine
-        return frames.Admission.model_construct(
-            request_id=request_id,
-            run_id=submitted.run_id,
-            routine=frames.RoutineRef(namespace=routine[0], name=routine[1]) if routine else None,
-        )
+        if routine is None:
+            return frames.encode_admission(request_id, submitted.run_id)
+        ref = frames.RoutineRef(namespace=routine[0], name=routine[1])
+        return frames.Admission(request_id=request_id, run_id=submitted.run_id, routine=ref).model_dump_json()
 
     def _params_refusal(self, spec: runs.RunSpec) -> str | None:
         limit = self._dispatcher.settings.max_params_bytes
@@ -237,8 +238,9 @@ class ClientApi:
         return f"no run {what}{where} (the service keeps finished runs for a while only)"
 
 
-def _refused(request_id: int, type: str, message: str) -> frames.Admission:
-    return frames.Admission(request_id=request_id, error=directives.ErrorInfo(type=type, message=message))
+def _refused(request_id: int, type: str, message: str) -> str:
+    error = directives.ErrorInfo(type=type, message=message)
+    return frames.Admission(request_id=request_id, error=error).model_dump_json()
 
 
 class _FrameTooLarge(errors.DirectiveError):

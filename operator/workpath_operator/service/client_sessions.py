@@ -35,8 +35,10 @@ class ClientSession:
         namespace: str | None,
         max_in_flight: int,
         max_frame_bytes: int,
+        transport: asyncio.BaseTransport | None,
     ) -> None:
         self.ws = ws
+        self._transport = transport
         self.identity = identity
         self.namespace = namespace
         self._max_in_flight = max_in_flight
@@ -79,7 +81,7 @@ class ClientSession:
             try:
                 await asyncio.wait_for(self._room.wait(), PAUSED_CHECK)
             except TimeoutError:
-                transport = self.ws.get_extra_info("transport") if not self.ws.closed else None
+                transport = self._transport
                 if self.closed or transport is None or transport.is_closing():
                     return False
         return not self.closed
@@ -121,17 +123,13 @@ class ClientSession:
 
 
 def encode_outcome(request_id: int, run: runs.Run) -> str:
-    """A finished run's outcome as the item of a ``v1.client.finished`` frame (built without validation: the
-    values are the dispatcher's own)."""
+    """A finished run's outcome as the item of a ``v1.client.finished`` frame."""
     if run.phase is runs.Phase.SUCCEEDED:
-        outcome = frames.Outcome.model_construct(
-            request_id=request_id, run_id=run.run_id, phase=run.phase, result=run.result
-        )
-    else:
-        outcome = frames.Outcome.model_construct(
-            request_id=request_id, run_id=run.run_id, phase=run.phase, error=run.error, routine_id=run.routine_id
-        )
-    return outcome.model_dump_json(exclude_defaults=True)
+        return frames.encode_succeeded(request_id, run.run_id, run.result)
+    outcome = frames.Outcome(
+        request_id=request_id, run_id=run.run_id, phase=run.phase, error=run.error, routine_id=run.routine_id
+    )
+    return outcome.model_dump_json(exclude_none=True)
 
 
 def _chunks(items: list[str], *, limit: int) -> Iterator[list[str]]:

@@ -134,6 +134,25 @@ class Client:
             )
         return [handle for handle in handles if handle is not None]
 
+    async def results(self, handles: Iterable[RunHandle], *, return_exceptions: bool = False) -> list[Any]:
+        """The results of many runs, in order, once all have ended: as ``asyncio.gather(*handles)``, without a
+        task per handle (so at the client's full speed). The first failure (in order) is raised, once all have
+        ended, unless ``return_exceptions``. Cancelling the caller stops the waiting, not the runs."""
+        handles = list(handles)
+        outcomes = [handle.outcome() for handle in handles]
+        pending = [outcome for outcome in outcomes if not outcome.done()]
+        if pending:
+            await _all_done(pending)
+        values: list[Any] = []
+        for handle, outcome in zip(handles, outcomes, strict=True):
+            try:
+                values.append(handle.unwrap(outcome.result()))
+            except (errors.RunFailedError, errors.ClientError) as exc:
+                if not return_exceptions:
+                    raise
+                values.append(exc)
+        return values
+
     def get(self, run_id: str) -> RunHandle:
         """The handle of a run submitted before (by this client or another): await it, read it, cancel it."""
         return RunHandle(self.target, directives.RunID(run_id), None, None, None)
@@ -198,20 +217,29 @@ class RunHandle:
         """The run's result, once it ends; :class:`~workpath.errors.RunFailedError` if it failed.
 
         ``timeout`` (seconds) raises TimeoutError, as ``asyncio.timeout`` around it does. Either way, and when
-        the awaiting task is cancelled, the run goes on, unless ``cancel_on_abandon``.
+        the awaiting task is cancelled, the run goes on, unless ``cancel_on_abandon``; other tasks awaiting the
+        same handle go on waiting.
         """
-        if self._outcome is None:
-            self._outcome = self._target.follow(self.run_id)
-        try:
-            async with asyncio.timeout(timeout):
-                outcome = await asyncio.shield(self._outcome)
-        except (asyncio.CancelledError, TimeoutError):
-            if cancel_on_abandon and not self._outcome.done():
-                self._target.cancel(self.run_id, reason=ABANDONED).add_done_callback(_ignore)
-            raise
-        return self._unwrap(outcome)
+        outcome = self.outcome()
+        if not outcome.done():
+            waiter = _waiter(outcome)  # this await's own future: cancelling it leaves the outcome to others
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter
+            except (asyncio.CancelledError, TimeoutError):
+                if cancel_on_abandon and not outcome.done():
+                    self._target.cancel(self.run_id, reason=ABANDONED).add_done_callback(_ignore)
+                raise
+        return self.unwrap(outcome.result())
 
-    def _unwrap(self, outcome: frames.Outcome) -> Any:
+    def outcome(self) -> asyncio.Future[frames.Outcome]:
+        """The future of the run's outcome (shared: await :meth:`result`, or :meth:`Client.results` for many)."""
+        if self._outcome is None or self._outcome.cancelled():
+            self._outcome = self._target.follow(self.run_id)
+        return self._outcome
+
+    def unwrap(self, outcome: frames.Outcome) -> Any:
+        """The result of ``outcome``, or its failure raised."""
         if outcome.phase is frames.Phase.SUCCEEDED:
             return outcome.result
         error = outcome.error or directives.ErrorInfo(type="Unknown", message=f"the run ended {outcome.phase}")
@@ -235,6 +263,39 @@ class RunHandle:
     def logs(self, *, follow: bool = False) -> AsyncIterator[directives.Log]:
         """The run's ``ctx.log`` lines the service keeps; with ``follow``, then new ones until the run ends."""
         return self._target.logs(self.run_id, follow=follow)
+
+
+async def _all_done(futures: list[asyncio.Future[frames.Outcome]]) -> None:
+    """Wait until every one of ``futures`` is done, with one future of one's own (one callback each)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    left = len(futures)
+
+    def count(_: asyncio.Future[frames.Outcome]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0 and not done.done():
+            done.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(count)
+    try:
+        await done
+    except BaseException:  # cancelled: the runs' futures forget this wait
+        for future in futures:
+            future.remove_done_callback(count)
+        raise
+
+
+def _waiter(outcome: asyncio.Future[frames.Outcome]) -> asyncio.Future[None]:
+    """A future of one's own that resolves when ``outcome`` does (what ``asyncio.shield`` does, for less)."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def resolve(_: asyncio.Future[frames.Outcome]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    outcome.add_done_callback(resolve)
+    return waiter
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

@@ -15,7 +15,6 @@ the run going, as in the async client.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
@@ -56,7 +55,9 @@ class SyncClient:
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
             return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except TimeoutError:
+            if future.done():  # the work's own timeout
+                raise
             future.cancel()
             raise TimeoutError(f"no answer within {timeout:g}s") from None
 

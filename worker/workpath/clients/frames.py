@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import pydantic
+import pydantic_core
 
 from workpath import directives
 
@@ -77,7 +78,7 @@ class RunSpec(pydantic.BaseModel):
     routine_id: directives.RoutineID = pydantic.Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=253
     )
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = pydantic.Field(default_factory=dict)  # a factory: a shared {} would be deep-copied
     pool: str | None = None
     priority: int = 0
     timeout_seconds: float | None = pydantic.Field(default=None, gt=0)
@@ -248,16 +249,56 @@ FROM_SERVICE: tuple[type[directives.Payload], ...] = (Accepted, Finished, Status
 decode_from_client = directives.decoder(FROM_CLIENT, origin="from a client")
 decode_from_service = directives.decoder(FROM_SERVICE, origin="from the service")
 
-_FINISHED_HEAD, _, _ = directives.encode(Finished(runs=[])).rpartition("]")
+# ----------------------------------------------------------------------------
+# encoding the frames sent by the thousand: one encoding per run, frames joined around them
+
+
+def _head(payload: directives.Payload) -> str:
+    """The text of ``payload``'s frame up to its list's ``[`` (its only field is that list, empty here)."""
+    head, _, _ = directives.encode(payload).rpartition("]")
+    return head
+
+
+_SUBMIT_HEAD = '{"payloadKey":"' + Submit.KEY + '","payload":{"runs":['
+_ACCEPTED_HEAD = _head(Accepted(runs=[]))
+_FINISHED_HEAD = _head(Finished(runs=[]))
+_SUCCEEDED = Phase.SUCCEEDED.value
+
+
+def encode_spec(spec: RunSpec) -> str:
+    """A spec as it travels in ``submit``, without the fields left at their defaults (a no-op run is
+    ``{"routineID":"bench.noop"}``): smaller frames, read faster. Encode a spec submitted many times once."""
+    return spec.model_dump_json(exclude_defaults=True)
+
+
+def encode_submit(submissions: Iterable[tuple[int, str]]) -> str:
+    """One ``v1.client.submit`` frame of ``(request ID, encode_spec(spec))`` pairs."""
+    return (
+        _SUBMIT_HEAD
+        + ",".join(f'{{"requestID":{request_id},"spec":{spec}}}' for request_id, spec in submissions)
+        + "]}}"
+    )
+
+
+def encode_admission(request_id: int, run_id: str) -> str:
+    """An accepted run, as an item of :func:`encode_accepted` (a refused one: ``Admission(...).model_dump_json()``)."""
+    return pydantic_core.to_json({"requestID": request_id, "runID": run_id}).decode()
+
+
+def encode_accepted(admissions: Iterable[str]) -> str:
+    """One ``v1.client.accepted`` frame of admissions each already encoded."""
+    return _ACCEPTED_HEAD + ",".join(admissions) + "]}}"
+
+
+def encode_succeeded(request_id: int, run_id: str, result: Any) -> str:
+    """The outcome of a run that succeeded, as an item of :func:`encode_finished` (other outcomes:
+    ``Outcome(...).model_dump_json()``); its result is encoded here, once."""
+    return pydantic_core.to_json(
+        {"requestID": request_id, "runID": run_id, "phase": _SUCCEEDED, "result": result}
+    ).decode()
 
 
 def encode_finished(outcomes: Iterable[str]) -> str:
-    """One ``v1.client.finished`` frame of outcomes each already encoded (``Outcome.model_dump_json()``, at the
-    moment each run finished): the frame costs a join, not a second encoding of every result."""
+    """One ``v1.client.finished`` frame of outcomes each already encoded, when its run finished: the frame costs
+    a join, not a second encoding of every result."""
     return _FINISHED_HEAD + ",".join(outcomes) + "]}}"
-
-
-def encode_compact(payload: directives.Payload) -> str:
-    """The frame of ``payload`` without the fields left at their defaults: what a client sends many of (a no-op
-    run is ``{"requestID":7,"spec":{"routineID":"bench.noop"}}``), so frames are smaller and read faster."""
-    return '{"payloadKey":"' + payload.KEY + '","payload":' + payload.model_dump_json(exclude_defaults=True) + "}"

@@ -184,14 +184,19 @@ class ServiceTarget:
         outcomes = self._outcomes
         mine: dict[int, asyncio.Future[frames.Outcome]] = {}
         batches: list[asyncio.Future[list[frames.Admission]]] = []
+        encoded: dict[int, str] = {}  # by id(spec): a spec submitted many times is encoded once
         for start in range(0, len(specs), self._batch):
-            chunk = specs[start : start + self._batch]
-            submissions = [frames.Submission(request_id=next(ids), spec=spec) for spec in chunk]
-            for submission in submissions:
-                outcomes[submission.request_id] = mine[submission.request_id] = loop.create_future()
-            batch = self._batches[submissions[0].request_id] = loop.create_future()
+            submissions: list[tuple[int, str]] = []
+            for spec in specs[start : start + self._batch]:
+                request_id = next(ids)
+                outcomes[request_id] = mine[request_id] = loop.create_future()
+                text = encoded.get(id(spec))
+                if text is None:
+                    text = encoded[id(spec)] = frames.encode_spec(spec)
+                submissions.append((request_id, text))
+            batch = self._batches[submissions[0][0]] = loop.create_future()
             batches.append(batch)
-            self._send(frames.encode_compact(frames.Submit(runs=submissions)))
+            self._send(frames.encode_submit(submissions))
         tickets: list[targets.Ticket] = []
         for batch in batches:
             for admission in await batch:
