@@ -34,6 +34,21 @@ def token(
     return str(core.create_namespaced_service_account_token(account, namespace, {"spec": spec}).status.token)
 
 
+def grant_routines(k8s_api: kubernetes.client.ApiClient, namespace: str, account: str, verbs: list[str]) -> None:
+    """Let ServiceAccount ``account`` do ``verbs`` on Routines in ``namespace`` (a Role and its binding)."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
+    rules = [{"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": verbs}]
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": account}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": account},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )
+
+
 def parked_pod(core: kubernetes.client.CoreV1Api, namespace: str, name: str, account: str) -> kubernetes.client.V1Pod:
     """A pod of ``account`` that no node takes (it stays Pending): something to bind a token to."""
     body = {

@@ -13,20 +13,6 @@ SUBMITTER = "submitter"
 WORKER_ACCOUNT = "workpath-worker"
 
 
-def _grant(k8s_api: kubernetes.client.ApiClient, namespace: str, account: str, verbs: list[str]) -> None:
-    rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
-    rules = [{"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": verbs}]
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": account}, "rules": rules})
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": account},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-        },
-    )
-
-
 def test_runs_api_callers_get_what_rbac_on_routines_gives_them(
     harness: operators.Harness, k8s_api: kubernetes.client.ApiClient, k8s_namespace: str
 ) -> None:
@@ -34,7 +20,7 @@ def test_runs_api_callers_get_what_rbac_on_routines_gives_them(
     core = kubernetes.client.CoreV1Api(k8s_api)
     for account in (SUBMITTER, WORKER_ACCOUNT):
         core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
-    _grant(k8s_api, namespace, SUBMITTER, ["create", "get"])
+    identities.grant_routines(k8s_api, namespace, SUBMITTER, ["create", "get"])
     operator = harness.start_operator(args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"))
     harness.start_worker("w1")
     port = operator.port
