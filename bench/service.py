@@ -36,6 +36,9 @@ class CountingStore(stores.MemoryRunStore):
         self.done = asyncio.Event()
         self.started_at: dict[str, float] = {}
         self.watch: set[str] = set()
+        #: Queued -> dispatched of each run dispatched while ``timing`` (the dispatcher counts it in buckets only).
+        self.timing = False
+        self.dispatch_latencies: list[float] = []
 
     def run_changed(self, run: runs.Run) -> None:
         super().run_changed(run)
@@ -43,6 +46,8 @@ class CountingStore(stores.MemoryRunStore):
             self.finished += 1
             if self.finished == self.target:
                 self.done.set()
+        elif self.timing and run.reason is runs.Reason.DISPATCHED:
+            self.dispatch_latencies.append(time.perf_counter() - run.queued_at)
         elif self.watch and run.phase is runs.Phase.RUNNING and run.run_id in self.watch:
             self.started_at[run.run_id] = time.perf_counter()
 
@@ -99,7 +104,7 @@ async def main(options: argparse.Namespace) -> int:
             throughput = options.runs / elapsed
 
             # 2. dispatch latency, idle worker: one run at a time
-            dispatcher.dispatch_latencies.clear()
+            store.timing = True
             to_start = []
             store.watch = set()
             for _ in range(options.samples):
@@ -108,7 +113,8 @@ async def main(options: argparse.Namespace) -> int:
                 store.watch.add(run.run_id)
                 await dispatcher.wait_finished(run)
                 to_start.append(store.started_at[run.run_id] - queued)
-            internal = list(dispatcher.dispatch_latencies)
+            store.timing = False
+            internal = store.dispatch_latencies
 
             # 3. sub-routine round trip measured inside the parent
             parent = dispatcher.submit(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests import waiting
+from tests import scrapes, waiting
 from workpath import directives
 from workpath_operator.kube import clients, resources, routine_store, settings
-from workpath_operator.service import runs
+from workpath_operator.service import measures, runs
 
 
 class FakeApi:
@@ -116,9 +116,14 @@ async def test_a_burst_of_changes_is_one_status_write(api: FakeApi, store: routi
     assert api.calls == [("status", "report")]
     assert body["status"]["phase"] == "Running"
     assert body["status"]["runID"] == body["metadata"]["uid"]
-    metrics = {name: value for name, _, value in store.metrics()}
+    board = measures.Board()
+    store.add_measures(board)
+    metrics = scrapes.values(scrapes.page(board))
     assert metrics['workpath_routine_writes_total{kind="status"}'] == 1
     assert metrics["workpath_routine_writes_pending"] == 0
+    # The burst was one write: one change -> written observed, within the test's wait.
+    assert metrics["workpath_status_write_latency_seconds_count"] == 1
+    assert metrics['workpath_status_write_latency_seconds_bucket{le="5.0"}'] == 1
 
 
 async def test_a_sub_routine_gets_a_routine_owned_by_its_parent_before_its_status(

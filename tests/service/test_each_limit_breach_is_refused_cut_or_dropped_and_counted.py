@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests import scrapes
 from tests.service import fakes
 from workpath import directives
-from workpath_operator.service import dispatching, limiting, metrics, runs, settings, stores
+from workpath_operator.service import dispatching, limiting, measures, metering, runs, settings, stores
 
 
 def line(run: runs.Run, message: str = "hello", **fields: object) -> directives.Log:
@@ -78,10 +79,12 @@ async def test_log_lines_reach_the_store_within_the_limits() -> None:
         kept = store.logs(run.run_id)
         assert [e.message[:6] for e in kept] == ["line 0", "line 1", "line 2"]
         assert "[cut: the line was" in kept[0].message
-        page = metrics.render(dispatcher, store=store, directive_errors=0)
-        assert 'workpath_limit_breaches_total{limit="log_rate"} 2' in page
-        assert 'workpath_limit_breaches_total{limit="log_line_bytes"} 1' in page
-        assert 'workpath_limit_breaches_total{limit="open_subroutines"} 0' in page
+        board = measures.Board()
+        metering.add_dispatcher(board, lambda: dispatcher)
+        values = scrapes.values(scrapes.page(board))
+        assert values['workpath_limit_breaches_total{limit="log_rate"}'] == 2
+        assert values['workpath_limit_breaches_total{limit="log_line_bytes"}'] == 1
+        assert values['workpath_limit_breaches_total{limit="open_subroutines"}'] == 0
     finally:
         await fleet.close()
 

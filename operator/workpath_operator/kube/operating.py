@@ -203,6 +203,7 @@ class Operator:
             writers=settings.pool_writers,
         )
         dispatcher.pools.on_demand(self._pools.demand_changed)
+        self._pools.add_measures(self.service.measures)
         self._pools.start()
         logger.info("running WorkerPools; their workers connect to %s", worker_url)
 

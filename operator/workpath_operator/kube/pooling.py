@@ -23,6 +23,7 @@ cluster, and the scaler's window starts again (a restart can delay a scale-down,
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import logging
@@ -32,7 +33,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from workpath_operator.kube import clients, coalescing, pool_statuses, pools, recording
-from workpath_operator.service import scaling
+from workpath_operator.service import measures, scaling
 
 logger = logging.getLogger("workpath.pools")
 
@@ -104,6 +105,16 @@ class PoolController:
             self._reconcile, workers=writers, name="workpath-pools", linger=LINGER
         )
         self._loop = asyncio.get_running_loop()
+        #: Replicas changed, by (namespace, pool, direction: up or down).
+        self.decisions: collections.Counter[tuple[str, str, str]] = collections.Counter()
+
+    def add_measures(self, board: measures.Board) -> None:
+        """The scaling decisions, and the Events about WorkerPools."""
+        what = "WorkerPool replicas changed, by namespace, pool and direction (up, down)."
+        labels = ("namespace", "pool", "direction")
+        counter = measures.Kind.COUNTER
+        board.add("workpath_scaling_decisions_total", what, kind=counter, read=lambda: self.decisions, labels=labels)
+        self._recorder.add_measures(board, about=pools.KIND)
 
     def start(self) -> None:
         self._queue.start()
@@ -354,6 +365,7 @@ class PoolController:
         )
         pool.replicas = replicas
         pool.last_scale = datetime.datetime.now(datetime.UTC)
+        self.decisions[(key[0], key[1], "up" if replicas > before else "down")] += 1
         chosen = list(victims)
         message = (
             f"queued {demand.queued} + running {demand.running}, {limits.slots} slots → {replicas} replicas"

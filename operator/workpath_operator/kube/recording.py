@@ -21,7 +21,7 @@ import os
 import socket
 
 from workpath_operator.kube import clients
-from workpath_operator.service import aiotasks
+from workpath_operator.service import aiotasks, measures
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -85,6 +85,14 @@ class EventRecorder:
         self._queue.append(_Event(ref, type, reason, message[:MAX_MESSAGE], datetime.datetime.now(datetime.UTC)))
         self._drained.clear()
         self._wake.set()
+
+    def add_measures(self, board: measures.Board, *, about: str) -> None:
+        """The Events posted and dropped, as the series ``object=about`` (the kind they are about)."""
+        kind, labels = measures.Kind.COUNTER, ("object",)
+        text = "Kubernetes Events posted, by the kind of object they are about."
+        board.add("workpath_events_posted_total", text, kind=kind, read=lambda: {about: self.posted}, labels=labels)
+        text = "Kubernetes Events dropped over the budget, by the kind of object."
+        board.add("workpath_events_dropped_total", text, kind=kind, read=lambda: {about: self.dropped}, labels=labels)
 
     def start(self) -> None:
         if self._rate > 0:

@@ -24,12 +24,13 @@ import dataclasses
 import datetime
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from workpath import directives
 from workpath_operator.kube import clients, coalescing, recording, resources, settings
-from workpath_operator.service import runs, stores
+from workpath_operator.service import measures, runs, stores
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -75,6 +76,8 @@ class _Record:
     events: list[tuple[str, str, str]] | None = None
     #: The reason of the last Event noted.
     reason: str = ""
+    #: When (``perf_counter``) the run first changed since its status was last written.
+    changed_at: float | None = None
     failures: int = 0
     gone: bool = False
 
@@ -114,6 +117,8 @@ class RoutineStore:
         self._loop = asyncio.get_running_loop()
         #: Writes done and failed, by kind.
         self.stats: collections.Counter[str] = collections.Counter()
+        #: A run's change -> its status written (the linger, the queue and the request).
+        self.write_latency = measures.Histogram(measures.WRITE_BOUNDS)
 
     # ------------------------------------------------------------ the RunStore
 
@@ -139,13 +144,20 @@ class RoutineStore:
             self._events.dropped,
         )
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
+    def add_measures(self, board: measures.Board) -> None:
+        """Writes by kind, writes pending, change -> written, and the Events about Routines."""
+        counter, gauge = measures.Kind.COUNTER, measures.Kind.GAUGE
         writes = "Writes to Routines by kind (status, create, delete, error NNN)."
-        for kind, count in sorted(self.stats.items()):
-            yield f'workpath_routine_writes_total{{kind="{kind}"}}', writes, count
-        yield "workpath_routine_writes_pending", "Routines whose status is waiting to be written.", len(self._writes)
-        yield "workpath_events_posted_total", "Kubernetes Events posted.", self._events.posted
-        yield "workpath_events_dropped_total", "Kubernetes Events dropped over the budget.", self._events.dropped
+        board.add("workpath_routine_writes_total", writes, kind=counter, read=lambda: self.stats, labels=("kind",))
+        pending = "Routines whose status is waiting to be written."
+        board.add("workpath_routine_writes_pending", pending, kind=gauge, read=lambda: {(): len(self._writes)})
+        board.add(
+            "workpath_status_write_latency_seconds",
+            "A run's change to its Routine's status written (a burst of changes is one write).",
+            kind=measures.Kind.HISTOGRAM,
+            read=lambda: {(): self.write_latency},
+        )
+        self._events.add_measures(board, about=resources.KIND)
 
     async def load(self) -> list[runs.Run]:
         """The runs of the existing Routines, to restore; also schedules their pending writes and deletions."""
@@ -177,6 +189,8 @@ class RoutineStore:
         if run.reason != record.reason:
             record.reason = run.reason
             self._note(record, run)
+        if record.changed_at is None:
+            record.changed_at = time.perf_counter()
         self._writes.add(run.run_id)
 
     def run_log(self, run: runs.Run, entry: directives.Log) -> None:
@@ -310,13 +324,18 @@ class RoutineStore:
             finished = record.run.phase.finished
         else:
             return  # expected, not yet submitted
+        changed_at, record.changed_at = record.changed_at, None
         try:
             await self.client.replace_routine_status(record.namespace, record.name, status)
         except clients.ApiError as exc:
+            if changed_at is not None:
+                record.changed_at = changed_at  # the next write is still that change's
             self._failed(run_id, record, exc, "write the status of")
             return
         record.failures = 0
         self.stats["status"] += 1
+        if changed_at is not None:
+            self.write_latency.observe(time.perf_counter() - changed_at)
         if finished and not self._writes.is_pending(run_id) and not record.gone:
             self._finished(run_id, record)
 

@@ -29,6 +29,7 @@ from workpath_operator.service import (
     fleets,
     limiting,
     matching,
+    measures,
     retrying,
     rostering,
     runs,
@@ -77,8 +78,8 @@ class Dispatcher:
         self.runs: Mapping[directives.RunID, runs.Run] = self._runs
         #: Recently finished runs, oldest first, to answer repeated or late reports.
         self.finished: Mapping[directives.RunID, runs.Run] = self._finished
-        #: Seconds from queued to dispatched, for the latest dispatches.
-        self.dispatch_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        #: Queued -> dispatched, started -> completed and runs finished, counted for ``/metrics``.
+        self.measures = measures.RunMeasures()
         self._waiters: dict[directives.RunID, list[asyncio.Future[runs.Run]]] = {}
 
     # ------------------------------------------------------------------ runs in
@@ -295,7 +296,7 @@ class Dispatcher:
                 )
             )
         )
-        self.dispatch_latencies.append(time.perf_counter() - run.queued_at)
+        self.measures.dispatch_latency.observe(time.perf_counter() - run.queued_at)
         self.observer.run_changed(run)
 
     def _release(self, run: runs.Run) -> None:
@@ -329,6 +330,7 @@ class Dispatcher:
         run.error = error
         run.reason = Reason.finished_in(phase)
         run.message = error.message if error is not None else ""
+        self.measures.run_finished(run)
         if run.children:
             self.subroutines.cancel_children(run, f"parent run {run.run_id} finished ({phase})")
         self._runs.pop(run.run_id, None)

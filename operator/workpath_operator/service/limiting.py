@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import pydantic_core
@@ -51,12 +51,6 @@ class Breaches:
 
     def __getitem__(self, limit: Limit) -> int:
         return self._counts[limit]
-
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
-        """(Prometheus name with labels, HELP text, value) of every limit, hit or not."""
-        text = "Breaches of the limits on what one caller can cost, by limit (refused, cut or dropped)."
-        for limit in Limit:
-            yield f'workpath_limit_breaches_total{{limit="{limit}"}}', text, self._counts[limit]
 
 
 # ---------------------------------------------------------------------- params

@@ -10,7 +10,8 @@
   one size check, one dict lookup per frame.
 - ``/v1/runs...``, ``/v1/workers/status``: the HTTP API (:mod:`~.http_api`).
 - ``GET /v1/clients``: the clients' WebSocket, many runs submitted and awaited at once (:mod:`~.client_api`).
-- ``/healthz``, ``/readyz``: probes. ``/metrics``: Prometheus text format (:mod:`~.metrics`).
+- ``/healthz``, ``/readyz``: probes. ``/metrics``: the families of :attr:`DirectiveService.measures` in
+  Prometheus' formats (:mod:`~.metrics`, loaded on the first scrape: prometheus-client is in the operator extra).
 
 The heartbeat (:mod:`~.heartbeating`) runs beside it as a guarded task.
 """
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -34,12 +35,16 @@ from workpath_operator.service import (
     gatekeeping,
     heartbeating,
     http_api,
-    metrics,
+    measures,
+    metering,
     reporting,
     sessions,
     settings,
     stores,
 )
+
+if TYPE_CHECKING:
+    from workpath_operator.service import metrics
 
 logger = logging.getLogger("workpath.service")
 
@@ -70,7 +75,12 @@ class DirectiveService:
         self._beating: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[Any]] = set()
         self.port = settings.port
-        self.directive_errors = 0
+        #: The families shown at ``/metrics``; other parts (the store, the WorkerPools) add theirs.
+        self.measures = measures.Board()
+        self._directive_errors = metering.directive_errors(self.measures)
+        metering.add_dispatcher(self.measures, lambda: self.dispatcher)
+        store.add_measures(self.measures)
+        self._exposition: metrics.Exposition | None = None
         self.app = web.Application(client_max_size=settings.max_frame_bytes)
         self.app.router.add_get("/v1/workers", self._worker_socket)
         self.app.router.add_get("/healthz", self._health)
@@ -93,6 +103,11 @@ class DirectiveService:
     def url(self) -> str:
         """The workers' WebSocket URL."""
         return f"ws://{self.settings.host}:{self.port}/v1/workers"
+
+    @property
+    def directive_errors(self) -> int:
+        """Directives answered with ``v1.error`` so far (by code at ``/metrics``)."""
+        return sum(self._directive_errors.values())
 
     @property
     def http_url(self) -> str:
@@ -229,7 +244,7 @@ class DirectiveService:
     def _refuse(
         self, ws: web.WebSocketResponse, session: sessions.WorkerSession | None, exc: errors.DirectiveError
     ) -> None:
-        self.directive_errors += 1
+        self._directive_errors[(str(exc.code),)] += 1
         who = session.worker_id if session is not None else "a worker not yet ready"
         logger.warning("directive error from %s: %s: %s", who, exc.code, exc.message)
         frame = directives.encode(directives.Error(code=exc.code, message=exc.message, in_reply_to=exc.in_reply_to))
@@ -242,7 +257,7 @@ class DirectiveService:
         self, ws: web.WebSocketResponse, identity: authenticating.Identity, exc: errors.DirectiveError
     ) -> None:
         """Refuse a connection's worker ID: ``v1.error``, then close it (it never had a session)."""
-        self.directive_errors += 1
+        self._directive_errors[(str(exc.code),)] += 1
         logger.warning("refused a worker connection of %s: %s", identity, exc.message)
         frame = directives.encode(directives.Error(code=exc.code, message=exc.message, in_reply_to=exc.in_reply_to))
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -271,8 +286,15 @@ class DirectiveService:
         return web.Response(text="ok\n")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = metrics.render(self.dispatcher, store=self.store, directive_errors=self.directive_errors)
-        return web.Response(text=text, content_type="text/plain")
+        if self._exposition is None:
+            try:
+                from workpath_operator.service import metrics  # prometheus-client: the operator extra
+            except ModuleNotFoundError:
+                why = "/metrics needs prometheus-client, from the operator extra: pip install workpath[operator]\n"
+                return web.Response(status=501, text=why)
+            self._exposition = metrics.Exposition(self.measures)
+        body, content_type = self._exposition.render(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def _handlers(

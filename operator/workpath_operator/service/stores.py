@@ -17,11 +17,11 @@ import collections
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from workpath import directives
-from workpath_operator.service import aiotasks, runs
+from workpath_operator.service import aiotasks, measures, runs
 
 logger = logging.getLogger("workpath.store")
 
@@ -41,8 +41,8 @@ class RunStore(Protocol):
 
     async def load(self) -> list[runs.Run]: ...
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
-        """(Prometheus name with labels, HELP text, value) of the store's own counters and gauges."""
+    def add_measures(self, board: measures.Board) -> None:
+        """Declare the store's own families (its writes, say) on the service's board; see :mod:`~.measures`."""
         ...
 
     async def start(self) -> None: ...
@@ -115,8 +115,8 @@ class MemoryRunStore:
     async def load(self) -> list[runs.Run]:
         return []
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
-        return ()
+    def add_measures(self, board: measures.Board) -> None:
+        pass
 
     async def start(self) -> None:
         pass
