@@ -3,9 +3,10 @@
     BENCH_REDIS_URL=redis://127.0.0.1:PORT/0 VENV/bin/python -m bench.celery_driver
 
 Each line on stdin is a JSON request ``{"workload": "throughput"|"latency"|"fanout", "count": N}``; each answer
-is one JSON line ``{"seconds": total, "samples": [seconds, ...]}``. It stays up between requests so that the
-bench can interleave Celery and workpath repetitions without paying Celery's import and connection set-up
-each time, as a long-lived application would not. It imports nothing from workpath.
+is one JSON line ``{"seconds": total, "samples": [seconds, ...]}`` (as ``bench.versus_sides.Outcome`` says).
+It stays up between requests so that the bench can interleave Celery and workpath repetitions without paying
+Celery's import and connection set-up each time, as a long-lived application would not. It imports nothing
+from workpath (the first line it writes says Celery's versions).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ RESULT_TIMEOUT = 300.0
 
 def throughput(count: int) -> list[float]:
     """All submitted with ``.delay()``, then each result awaited with ``.get()``."""
+    started = time.perf_counter()
     results = [celery_tasks.noop.delay() for _ in range(count)]
+    submitted = time.perf_counter() - started
     for result in results:
         result.get(timeout=RESULT_TIMEOUT)
-    return []
+    return [submitted]
 
 
 def latency(count: int) -> list[float]:

@@ -31,16 +31,19 @@ def quantile(values: list[float], q: float) -> float:
 def side_figures(outcomes: dict[Workload, list[versus_sides.Outcome]], sizes: dict[str, int]) -> dict[str, Any]:
     """The medians over repetitions of one side, and each repetition's figure."""
     throughputs = [sizes["runs"] / o.seconds for o in outcomes[Workload.THROUGHPUT]]
+    submits = [sizes["runs"] / o.samples[0] for o in outcomes[Workload.THROUGHPUT]]
     p50s = [quantile(list(o.samples), 0.5) for o in outcomes[Workload.LATENCY]]
     p99s = [quantile(list(o.samples), 0.99) for o in outcomes[Workload.LATENCY]]
     fanouts = [o.seconds for o in outcomes[Workload.FANOUT]]
     return {
         "throughputPerSecond": statistics.median(throughputs),
+        "submittedPerSecond": statistics.median(submits),
         "latencyP50Seconds": statistics.median(p50s),
         "latencyP99Seconds": statistics.median(p99s),
         "fanoutSeconds": statistics.median(fanouts),
         "repetitions": {
             "throughputPerSecond": throughputs,
+            "submittedPerSecond": submits,
             "latencyP50Seconds": p50s,
             "latencyP99Seconds": p99s,
             "fanoutSeconds": fanouts,
@@ -52,6 +55,7 @@ def ratios(workpath: dict[str, Any], celery: dict[str, Any]) -> dict[str, dict[s
     """workpath's advantage on each measure (> 1: workpath better), against its target."""
     values = {
         "throughput": workpath["throughputPerSecond"] / celery["throughputPerSecond"],
+        "submitted": workpath["submittedPerSecond"] / celery["submittedPerSecond"],
         "latencyP50": celery["latencyP50Seconds"] / workpath["latencyP50Seconds"],
         "latencyP99": celery["latencyP99Seconds"] / workpath["latencyP99Seconds"],
         "fanout": celery["fanoutSeconds"] / workpath["fanoutSeconds"],
@@ -83,6 +87,7 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column in ("workload", "measure", "target") else "right")
     rows = [
         (f"throughput {sizes['runs']:,}", "runs/s", "throughputPerSecond", _rate, "throughput"),
+        ("", "submitted/s", "submittedPerSecond", _rate, "submitted"),
         (f"sequential {sizes['samples']:,}", "p50", "latencyP50Seconds", _ms, "latencyP50"),
         ("", "p99", "latencyP99Seconds", _ms, "latencyP99"),
         (f"fan-out 1x{sizes['children']:,}", "wall time", "fanoutSeconds", _s, "fanout"),

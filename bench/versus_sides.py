@@ -32,7 +32,7 @@ class Outcome:
     """Wall time from the first submission to the last result, in the client."""
 
     samples: tuple[float, ...] = ()
-    """Seconds of each round trip (the latency workload only)."""
+    """Latency: the seconds of each round trip. Throughput: one, the seconds until the last run was submitted."""
 
 
 class Side(Protocol):
