@@ -18,6 +18,7 @@ import kubernetes.client
 
 from tests.chart import rendering
 from tests.cluster import lookups, manifests, node, waiting
+from workpath_operator.kube import electing
 
 SLOW_MODULE = """
 import asyncio
@@ -82,7 +83,8 @@ def install(
     release = f"wp-{secrets.token_hex(3)}"
     helm.install(release, rendering.CHART, namespace=namespace, values=values(cluster, namespace))
     installed = Release(name=release, namespace=namespace, install_seconds=time.monotonic() - started)
-    ready_pods(core, installed, "operator", count=1)
+    ready_pods(core, installed, "operator", count=2)
+    leader_pod(core, installed)
     ready_pods(core, installed, "worker", count=2)
     return dataclasses.replace(installed, install_seconds=time.monotonic() - started)
 
@@ -91,7 +93,7 @@ def ready_pods(
     core: kubernetes.client.CoreV1Api, release: Release, component: str, *, count: int, timeout: float = 90.0
 ) -> list[kubernetes.client.V1Pod]:
     """Wait until exactly ``count`` pods of the component are Ready and not being deleted (the operator's standby
-    replica is never Ready: only the leader serves)."""
+    replica too: the Service finds the leader by its label, see :func:`leader_pod`)."""
 
     def ready() -> list[kubernetes.client.V1Pod] | None:
         pods = core.list_namespaced_pod(release.namespace, label_selector=release.selector(component)).items
@@ -99,6 +101,21 @@ def ready_pods(
         return good if len(good) == count else None
 
     return waiting.wait_for(ready, timeout=timeout, what=f"{count} ready {component} pod(s) in {release.namespace}")
+
+
+def leader_pod(
+    core: kubernetes.client.CoreV1Api, release: Release, *, timeout: float = 90.0
+) -> kubernetes.client.V1Pod:
+    """Wait until exactly one operator pod is Ready, not being deleted, and labelled as the leader's: the one the
+    Service selects."""
+    selector = f"{release.selector('operator')},{electing.LEADER_LABEL}=true"
+
+    def leading() -> kubernetes.client.V1Pod | None:
+        pods = core.list_namespaced_pod(release.namespace, label_selector=selector).items
+        good = [pod for pod in pods if pod.metadata.deletion_timestamp is None and lookups.pod_is_ready(pod)]
+        return good[0] if len(good) == 1 else None
+
+    return waiting.wait_for(leading, timeout=timeout, what=f"the operator's leader pod in {release.namespace}")
 
 
 def create_sleep(routines: kubernetes.client.CustomObjectsApi, namespace: str, key: str, seconds: float) -> None:

@@ -67,7 +67,7 @@ def test_operator_pod_deleted_mid_load_loses_nothing_and_runs_nothing_twice(
         timeout=60,
         what="the first runs to start",
     )
-    (leader,) = deploying.ready_pods(core, node_release, "operator", count=1)
+    leader = deploying.leader_pod(core, node_release)
 
     core.delete_namespaced_pod(leader.metadata.name, namespace)
     finals = {key: deploying.wait_finished(routines, namespace, key, timeout=180)["status"] for key in keys}
@@ -77,7 +77,7 @@ def test_operator_pod_deleted_mid_load_loses_nothing_and_runs_nothing_twice(
     started, finished = (deploying.count_lines(logs, message) for message in ("sleep started", "sleep finished"))
     assert {key: started[key] for key in keys} == dict.fromkeys(keys, 1)
     assert {key: finished[key] for key in keys} == dict.fromkeys(keys, 1)
-    (new_leader,) = deploying.ready_pods(core, node_release, "operator", count=1, timeout=120)
+    new_leader = deploying.leader_pod(core, node_release, timeout=120)
     assert new_leader.metadata.name != leader.metadata.name
     listed = routines.list_namespaced_custom_object(manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES)
     assert {item["metadata"]["name"] for item in listed["items"]} >= set(keys)
