@@ -1,9 +1,11 @@
 """The HTTP API of runs and workers, used by ``workpath run``, ``workpath logs`` and operators of the service.
 
+- ``GET /v1/runs[?limit=N]``: the runs not finished and the ``N`` (100) last finished, oldest first (``workpath
+  get``); in operator mode those of the namespace named (list on Routines there);
 - ``POST /v1/runs``: submit a run (the body is a run spec; 413 when its params are over ``max_params_bytes``);
   ``GET /v1/runs/{id}[?wait=SECONDS]``: read it, waiting up to ``wait`` for it to finish;
   ``DELETE /v1/runs/{id}[?reason=...]``: cancel it; ``GET /v1/runs/{id}/logs[?follow=1]``: its log lines as NDJSON.
-- ``GET /v1/workers/status``: the workers the service knows and what they hold.
+- ``GET /v1/workers/status``: the workers the service knows, what they hold, and when each last answered a pulse.
 
 Every route takes a bearer token, and asks the :class:`Access` whether its identity may do that:
 
@@ -30,6 +32,9 @@ from aiohttp import web
 
 from workpath import directives
 from workpath_operator.service import authenticating, dispatching, gatekeeping, limiting, runs, stores
+
+#: Finished runs ``GET /v1/runs`` lists unless told otherwise (``?limit=``).
+LIST_LIMIT = 100
 
 
 class Verb(enum.StrEnum):
@@ -111,11 +116,25 @@ class HttpApi:
         self._access = access
 
     def mount(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/v1/runs", self._list)
         router.add_post("/v1/runs", self._submit)
         router.add_get("/v1/runs/{run_id}", self._read)
         router.add_delete("/v1/runs/{run_id}", self._cancel)
         router.add_get("/v1/runs/{run_id}/logs", self._logs)
         router.add_get("/v1/workers/status", self._workers)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        _, namespace = await self._admit(request, Verb.LIST)
+        try:
+            limit = int(request.query.get("limit", LIST_LIMIT))
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"limit={request.query['limit']!r} is not a number of runs") from None
+        finished = list(self._dispatcher.finished.values())[-limit:] if limit > 0 else []
+        listed = sorted([*self._dispatcher.runs.values(), *finished], key=lambda run: run.created_at)
+        if self._access.namespaced:
+            listed = [run for run in listed if _namespace_of(run) == namespace]
+        body = [_status_body(run.status(), routine=self._routine(run)) for run in listed]
+        return web.json_response(body)
 
     async def _submit(self, request: web.Request) -> web.Response:
         identity, namespace = await self._admit(request, Verb.CREATE)
@@ -193,6 +212,7 @@ class HttpApi:
                 "connected": s.connected,
                 "draining": s.draining,
                 "runs": sorted(s.runs),
+                "lastPulse": s.last_pulse.isoformat() if s.last_pulse is not None else None,
             }
             for s in self._dispatcher.workers()
         ]
@@ -253,10 +273,15 @@ def _json(view: runs.RunStatus, *, routine: tuple[str, str] | None = None, statu
     if routine is None:
         text = view.model_dump_json(exclude_none=True)
     else:
-        body: dict[str, Any] = view.model_dump(mode="json", exclude_none=True)
-        body["routine"] = {"namespace": routine[0], "name": routine[1]}
-        text = json.dumps(body)
+        text = json.dumps(_status_body(view, routine=routine))
     return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _status_body(view: runs.RunStatus, *, routine: tuple[str, str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = view.model_dump(mode="json", exclude_none=True)
+    if routine is not None:
+        body["routine"] = {"namespace": routine[0], "name": routine[1]}
+    return body
 
 
 def _bad_request(exc: pydantic.ValidationError) -> web.HTTPBadRequest:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ class WorkerSession:
         "_draining",
         "_grace_timer",
         "_holder",
+        "_last_pulse",
         "_misses",
         "_outbox",
         "_patterns",
@@ -67,6 +69,7 @@ class WorkerSession:
         self._received = 0
         self._pending_pulse: int | None = None
         self._misses = 0
+        self._last_pulse: datetime.datetime | None = None
         self._outbox: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
 
@@ -233,6 +236,11 @@ class WorkerSession:
     def awaiting_pulse(self) -> bool:
         return self._pending_pulse is not None
 
+    @property
+    def last_pulse(self) -> datetime.datetime | None:
+        """When the worker last answered a pulse check (None before its first answer): how alive it looks."""
+        return self._last_pulse
+
     def check_pulse(self, pulse_id: int) -> None:
         """Send ``check_pulse`` and await its answer."""
         self._pending_pulse = pulse_id
@@ -243,6 +251,7 @@ class WorkerSession:
         if pulse_id == self._pending_pulse:
             self._pending_pulse = None
             self._misses = 0
+            self._last_pulse = directives.now()
 
     def miss_pulse(self) -> int:
         """One more heartbeat round passed with the last pulse unanswered; the misses in a row."""
