@@ -8,6 +8,13 @@ one Routine costs one write (or two, when the burst straddles a write in flight)
 the number of requests in flight is bounded by the number of workers.
 
 ``add`` never awaits: callers on the directive loop's hot path only mark keys dirty.
+
+:meth:`CoalescingQueue.barrier` says when the work asked for so far is done. Each key with
+work outstanding keeps the number of its oldest change not yet covered by a finished piece
+of work (numbers grow with every change); a barrier waits until the oldest outstanding number
+is past the last one given when it was made. Work that schedules a retry of its key
+(:meth:`~CoalescingQueue.add_later`) leaves that change outstanding until the retry is done.
+O(1) per change and per barrier, whatever the number of keys.
 """
 
 from __future__ import annotations
@@ -51,6 +58,15 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._loop = asyncio.get_running_loop()
+        #: The number of the last change that made a key owe work.
+        self._changes = 0
+        #: Changes not yet covered by finished work, oldest first: number -> key.
+        self._unwritten: collections.OrderedDict[int, K] = collections.OrderedDict()
+        #: The oldest outstanding change of a key not yet taken by a worker.
+        self._since: dict[K, int] = {}
+        #: The oldest change a key's work in progress covers.
+        self._taken: dict[K, int] = {}
+        self._barriers: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     def __len__(self) -> int:
         """Keys waiting or in progress."""
@@ -64,6 +80,7 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
         """Mark ``key`` dirty: it will be processed (after ``linger`` if it was clean and idle)."""
         if key in self._dirty:
             return
+        self._owe(key)
         self._dirty.add(key)
         self._idle.clear()
         if key in self._processing:
@@ -74,9 +91,29 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
             self._ready_up(key)
 
     def add_later(self, key: K, delay: float) -> None:
-        """Mark ``key`` dirty in ``delay`` seconds (a retry)."""
+        """Mark ``key`` dirty in ``delay`` seconds (a retry): what it owes stays owed until then."""
+        self.defer(key)  # if the work in progress failed, its changes are not done
         self._idle.clear()
         self._later(delay, self.add, key)
+
+    def defer(self, key: K) -> None:
+        """The work on ``key`` waits for something else: its changes stay outstanding until it is added again."""
+        if key in self._taken:
+            self._retain(key)
+        else:
+            self._owe(key)
+
+    def barrier(self) -> asyncio.Future[None]:
+        """A future resolved once every change made so far has been processed (done, or given up without a retry).
+
+        Cheap enough for every heartbeat round: it compares two numbers, or waits in line.
+        """
+        future = self._loop.create_future()
+        if self._oldest() > self._changes:
+            future.set_result(None)
+        else:
+            self._barriers.append((self._changes, future))
+        return future
 
     def start(self) -> None:
         for n in range(self._workers):
@@ -91,12 +128,50 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
         return True
 
     async def close(self) -> None:
-        """Stop the workers (work in progress is cancelled) and forget the retries not yet due."""
+        """Stop the workers (work in progress is cancelled) and forget the retries not yet due.
+
+        Barriers still waiting are cancelled: what they wait for will not be done by this queue.
+        """
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
         await aiotasks.cancel_and_wait(self._tasks)
         self._tasks.clear()
+        while self._barriers:
+            self._barriers.popleft()[1].cancel()
+
+    def _owe(self, key: K) -> None:
+        """``key`` changed: unless a change of it is outstanding and not yet taken, this one is."""
+        if key not in self._since:
+            self._changes += 1
+            self._since[key] = self._changes
+            self._unwritten[self._changes] = key
+
+    def _retain(self, key: K) -> None:
+        """The work in progress on ``key`` will not do its changes: they stay outstanding (and cover any newer)."""
+        taken = self._taken[key]
+        newer = self._since.get(key)
+        if newer is not None and newer != taken:
+            del self._unwritten[newer]
+        self._since[key] = taken
+
+    def _oldest(self) -> int:
+        """The number of the oldest change not yet processed, or one past the last change."""
+        return next(iter(self._unwritten), self._changes + 1)
+
+    def _done(self, key: K, *, cancelled: bool) -> None:
+        """The work on ``key`` is over: unless cancelled or to be retried, the changes it covered are done."""
+        if cancelled:
+            self._retain(key)
+        taken = self._taken.pop(key)
+        if self._since.get(key) != taken:
+            del self._unwritten[taken]
+        oldest = self._oldest()
+        barriers = self._barriers
+        while barriers and barriers[0][0] < oldest:
+            future = barriers.popleft()[1]
+            if not future.done():
+                future.set_result(None)
 
     def _later(self, delay: float, callback: Callable[[K], None], key: K) -> None:
         timer: asyncio.TimerHandle
@@ -125,14 +200,19 @@ class CoalescingQueue(Generic[K]):  # noqa: UP046 - the bound TypeVar reads bett
                 continue  # a stale entry: already taken
             self._dirty.discard(key)
             self._processing.add(key)
+            self._taken[key] = self._since.pop(key)
+            cancelled = True
             try:
                 await self._process(key)
+                cancelled = False
             except asyncio.CancelledError:
                 raise
             except Exception:
+                cancelled = False
                 logger.exception("%s: processing %r failed", self._name, key)
             finally:
                 self._processing.discard(key)
+                self._done(key, cancelled=cancelled)
                 if key in self._dirty:
                     ready.append(key)
                     self._wake.set()

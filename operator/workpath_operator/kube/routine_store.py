@@ -14,6 +14,10 @@ once its last status is written; its Routine is deleted ``ttlSecondsAfterFinishe
 later when the spec asks for it.
 
 After a restart, :meth:`RoutineStore.load` rebuilds the runs from the Routines.
+
+:meth:`RoutineStore.barrier` resolves once every Routine dirty when it was asked has had a write
+finish after that (a write given up for good, such as a 404, finishes too; one retried after a
+transient error does not yet): the service confirms a worker's reports only then.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class _Record:
     changed_at: float | None = None
     failures: int = 0
     gone: bool = False
+    #: Its creation failed for good: sub-routines waiting for it do not hold back the barrier.
+    uncreatable: bool = False
 
     @property
     def key(self) -> str:
@@ -195,6 +201,10 @@ class RoutineStore:
 
     def run_log(self, run: runs.Run, entry: directives.Log) -> None:
         self._logs.run_log(run, entry)
+
+    def barrier(self) -> asyncio.Future[None]:
+        """Resolved once every status dirty now has been written (or given up for good); see the module."""
+        return self._writes.barrier()
 
     def get(self, run_id: directives.RunID) -> runs.Run | None:
         return self._logs.get(run_id)
@@ -343,12 +353,14 @@ class RoutineStore:
         """Create a sub-routine's Routine; False when it cannot be now."""
         parent = record.parent
         if parent is None or parent.gone:
-            self._records.pop(run_id, None)  # the parent's Routine is gone: so is the place for this one
+            self._drop(run_id, record)  # the parent's Routine is gone: so is the place for this one
             return False
         if parent.uid is None:
             if parent.waiting is None:
                 parent.waiting = []
             parent.waiting.append(run_id)
+            if not parent.uncreatable:
+                self._writes.defer(run_id)  # not written until its parent exists
             return False
         assert record.run is not None
         body = resources.child_routine(
@@ -390,7 +402,7 @@ class RoutineStore:
             run_id,
             record.key,
         )
-        self._records.pop(run_id, None)
+        self._drop(run_id, record)
         return None
 
     def _failed(self, run_id: directives.RunID, record: _Record, exc: clients.ApiError, what: str) -> None:
@@ -405,13 +417,27 @@ class RoutineStore:
             self._writes.add_later(run_id, delay)
         else:
             logger.error("cannot %s Routine %s: %s", what, record.key, exc)
+            self._release_waiting(record)  # given up: sub-routines waiting for its creation hold nothing back
 
     def _vanished(self, run_id: directives.RunID, record: _Record) -> None:
         """The Routine is gone (deleted while nobody watched, or a namespace removed): cancel its run."""
-        record.gone = True
-        self._records.pop(run_id, None)
+        self._drop(run_id, record)
         if record.run is not None and not record.run.phase.finished:
             self._on_vanished(run_id, f"its Routine {record.key} is gone")
+
+    def _drop(self, run_id: directives.RunID, record: _Record) -> None:
+        """Write nothing more to this Routine, nor create the sub-routines' waiting for it."""
+        record.gone = True
+        self._records.pop(run_id, None)
+        self._release_waiting(record)
+
+    def _release_waiting(self, record: _Record) -> None:
+        """Its Routine is not created now: each sub-routine waiting for it is taken again and finds it gone (and is
+        dropped) or uncreatable (and waits for its next try without holding the barrier back)."""
+        record.uncreatable = True
+        for child in record.waiting or ():
+            self._writes.add(child)
+        record.waiting = None
 
     def _finished(self, run_id: directives.RunID, record: _Record) -> None:
         """The last status is written: forget the run, and schedule the Routine's deletion if asked."""

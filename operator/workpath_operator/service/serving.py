@@ -118,7 +118,7 @@ class DirectiveService:
         await self.store.start()
         dispatcher = self._dispatcher = dispatching.Dispatcher(settings=self.settings, observer=self.store)
         heartbeat = self._heartbeat = heartbeating.Heartbeat(
-            roster=dispatcher.roster, settings=self.settings, close=self._close
+            roster=dispatcher.roster, store=self.store, settings=self.settings, close=self._close
         )
         self._handlers = _handlers(dispatcher, heartbeat, duplicate_ready=self._duplicate_ready)
         access = self._access or http_api.LocalAccess(self.authenticator, dispatcher=dispatcher)

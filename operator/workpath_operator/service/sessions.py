@@ -8,13 +8,16 @@ A session changes only through its own methods (the dispatcher, the roster and t
 heartbeat call them); everything else reads it. Frames to a worker go through
 :meth:`WorkerSession.send`, which never awaits: it appends to an outbox that one
 writer task per connection drains. Senders stay synchronous and cheap.
+
+A pulse check confirms to the worker the frames whose effect is *durable*, not merely read:
+the heartbeat notes :meth:`WorkerSession.frames_read` and, once the store has written
+everything changed until then, hands it back to :meth:`WorkerSession.made_durable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import datetime
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -33,12 +36,13 @@ class WorkerSession:
 
     __slots__ = (
         "_busy",
+        "_connection",
         "_cordoned",
         "_disowned",
         "_draining",
+        "_durable",
         "_grace_timer",
         "_holder",
-        "_last_pulse",
         "_misses",
         "_outbox",
         "_patterns",
@@ -66,10 +70,11 @@ class WorkerSession:
         self._holder: str | None = None
         # connection state
         self._ws: web.WebSocketResponse | None = None
+        self._connection = 0
         self._received = 0
+        self._durable = 0
         self._pending_pulse: int | None = None
         self._misses = 0
-        self._last_pulse: datetime.datetime | None = None
         self._outbox: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
 
@@ -203,7 +208,9 @@ class WorkerSession:
         """
         self._holder = holder
         self._ws = ws
+        self._connection += 1
         self._received = 1
+        self._durable = 0
         self._pending_pulse = None
         self._misses = 0
         self._disowned = set()
@@ -236,22 +243,30 @@ class WorkerSession:
     def awaiting_pulse(self) -> bool:
         return self._pending_pulse is not None
 
+    def frames_read(self) -> tuple[int, int]:
+        """(this connection's number, the frames read on it so far): what a store barrier taken now covers."""
+        return self._connection, self._received
+
+    def made_durable(self, connection: int, received: int) -> None:
+        """The effects of the first ``received`` frames of ``connection`` are written: pulses may confirm them."""
+        if connection == self._connection and received > self._durable:
+            self._durable = received
+
     @property
-    def last_pulse(self) -> datetime.datetime | None:
-        """When the worker last answered a pulse check (None before its first answer): how alive it looks."""
-        return self._last_pulse
+    def confirmable(self) -> int:
+        """The frames a pulse check confirms: read, and their effects written."""
+        return self._durable
 
     def check_pulse(self, pulse_id: int) -> None:
-        """Send ``check_pulse`` and await its answer."""
+        """Send ``check_pulse`` (confirming the durable frames only) and await its answer."""
         self._pending_pulse = pulse_id
-        self.send(directives.encode(directives.CheckPulse(id=pulse_id, received=self._received)))
+        self.send(directives.encode(directives.CheckPulse(id=pulse_id, received=self._durable)))
 
     def pulse_answered(self, pulse_id: int) -> None:
         """A ``give_pulse`` answered a check: the worker is alive, misses are forgiven (a stale answer is not)."""
         if pulse_id == self._pending_pulse:
             self._pending_pulse = None
             self._misses = 0
-            self._last_pulse = directives.now()
 
     def miss_pulse(self) -> int:
         """One more heartbeat round passed with the last pulse unanswered; the misses in a row."""

@@ -8,6 +8,10 @@ of changes to one run into one write.
 - :class:`SqliteRunStore`: the same, persisted to a SQLite file, so that a
   restarted ``workpath dev --db FILE`` picks up where it left off.
 - The Kubernetes store (Routine resources) lives in :mod:`workpath_operator.kube.routine_store`.
+
+Because stores write later, :meth:`RunStore.barrier` says when what was reported so far is
+written: the service confirms a worker's reports only once their effect is durable, so that a
+service that dies right after confirming does not lose what the worker then forgets.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import collections
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from workpath import directives
@@ -40,6 +44,13 @@ class RunStore(Protocol):
     def follow(self, run_id: directives.RunID) -> AsyncIterator[directives.Log]: ...
 
     async def load(self) -> list[runs.Run]: ...
+
+    def barrier(self) -> asyncio.Future[None]:
+        """A future resolved once every change reported before the call is written (cancelled if it never will be).
+
+        Called once per heartbeat round: it must be cheap, whatever the number of runs.
+        """
+        ...
 
     def add_measures(self, board: measures.Board) -> None:
         """Declare the store's own families (its writes, say) on the service's board; see :mod:`~.measures`."""
@@ -115,6 +126,12 @@ class MemoryRunStore:
     async def load(self) -> list[runs.Run]:
         return []
 
+    def barrier(self) -> asyncio.Future[None]:
+        """Resolved at once: memory is as durable as this store gets."""
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
     def add_measures(self, board: measures.Board) -> None:
         pass
 
@@ -142,7 +159,9 @@ class SqliteRunStore(MemoryRunStore):
     """A :class:`MemoryRunStore` whose runs are also written to a SQLite file.
 
     Changed runs are marked dirty and written in one transaction every
-    ``flush_interval`` seconds, off the event loop.
+    ``flush_interval`` seconds, off the event loop. A batch that fails is kept
+    dirty and tried again. Every change is numbered; a barrier resolves once a
+    batch taken after its number is committed.
     """
 
     def __init__(self, path: str, *, flush_interval: float = 0.2, keep: int = 100_000) -> None:
@@ -152,10 +171,24 @@ class SqliteRunStore(MemoryRunStore):
         self._dirty: dict[directives.RunID, runs.Run] = {}
         self._db: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The number of the last change, and of the last one committed.
+        self._changes = 0
+        self._committed = 0
+        self._barriers: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     def run_changed(self, run: runs.Run) -> None:
         super().run_changed(run)
         self._dirty[run.run_id] = run
+        self._changes += 1
+
+    def barrier(self) -> asyncio.Future[None]:
+        """Resolved once the batch holding every change made so far is committed."""
+        future = asyncio.get_running_loop().create_future()
+        if self._committed >= self._changes:
+            future.set_result(None)
+        else:
+            self._barriers.append((self._changes, future))
+        return future
 
     async def start(self) -> None:
         self._db = sqlite3.connect(self._path, check_same_thread=False)
@@ -189,6 +222,8 @@ class SqliteRunStore(MemoryRunStore):
         if self._db is not None:
             self._db.close()
             self._db = None
+        while self._barriers:
+            self._barriers.popleft()[1].cancel()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -202,24 +237,38 @@ class SqliteRunStore(MemoryRunStore):
         if not self._dirty or self._db is None:
             return
         dirty, self._dirty = self._dirty, {}
-        rows = [
-            (
-                run.run_id,
-                run.spec.model_dump_json(),
-                run.status().model_dump_json(),
-                run.key,
-                run.root_run_id,
-                run.request_id,
-                run.parent_attempt,
-            )
-            for run in dirty.values()
-        ]
-        await asyncio.to_thread(self._write, rows)
+        upto = self._changes
+        try:
+            await asyncio.to_thread(self._write, _rows(dirty.values()))
+        except BaseException:
+            self._dirty = dirty | self._dirty  # tried again with the next batch (the newer state wins)
+            raise
+        self._committed = upto
+        while self._barriers and self._barriers[0][0] <= upto:
+            future = self._barriers.popleft()[1]
+            if not future.done():
+                future.set_result(None)
 
     def _write(self, rows: Sequence[tuple[object, ...]]) -> None:
         assert self._db is not None
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _rows(dirty: Iterable[runs.Run]) -> list[tuple[object, ...]]:
+    """The rows of the ``runs`` table for these runs."""
+    return [
+        (
+            run.run_id,
+            run.spec.model_dump_json(),
+            run.status().model_dump_json(),
+            run.key,
+            run.root_run_id,
+            run.request_id,
+            run.parent_attempt,
+        )
+        for run in dirty
+    ]
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[directives.Log | None], item: directives.Log | None) -> None:
