@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ class WorkerSession:
         "_durable",
         "_grace_timer",
         "_holder",
+        "_last_pulse",
         "_misses",
         "_outbox",
         "_patterns",
@@ -75,6 +77,7 @@ class WorkerSession:
         self._durable = 0
         self._pending_pulse: int | None = None
         self._misses = 0
+        self._last_pulse: datetime.datetime | None = None
         self._outbox: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
 
@@ -243,6 +246,11 @@ class WorkerSession:
     def awaiting_pulse(self) -> bool:
         return self._pending_pulse is not None
 
+    @property
+    def last_pulse(self) -> datetime.datetime | None:
+        """When the worker last answered a pulse check (None before its first answer): how alive it looks."""
+        return self._last_pulse
+
     def frames_read(self) -> tuple[int, int]:
         """(this connection's number, the frames read on it so far): what a store barrier taken now covers."""
         return self._connection, self._received
@@ -267,6 +275,7 @@ class WorkerSession:
         if pulse_id == self._pending_pulse:
             self._pending_pulse = None
             self._misses = 0
+            self._last_pulse = directives.now()
 
     def miss_pulse(self) -> int:
         """One more heartbeat round passed with the last pulse unanswered; the misses in a row."""
