@@ -231,8 +231,9 @@ class RoutineFailed(Payload):
 class CheckPulse(Payload):
     """``v1.heartbeat.check_pulse``: are you there?
 
-    ``received`` counts the frames the service has read on this connection so far,
-    so that the worker can forget results it no longer needs to replay.
+    ``received`` counts the frames of this connection whose effect the service has made durable (read, and
+    their runs' state written by its store), so that the worker can forget the reports it no longer needs to
+    replay: a report confirmed here survives a crash of the service.
     """
 
     KEY: ClassVar[str] = "v1.heartbeat.check_pulse"
