@@ -15,17 +15,23 @@ A failed run raises :class:`~workpath.errors.RunFailedError` (a cancelled one :c
 RunCancelledError`) with the remote error's type and message. Awaiting is shielded: cancelling (or timing out,
 ``asyncio.timeout``) the task that awaits a run stops the waiting, not the run, unless ``cancel_on_abandon``.
 Runs outlive the client: another client awaits one by its run ID (:meth:`Client.get`).
+
+On a Kubernetes cluster, runs are Routines the client creates and watches with the API server::
+
+    async with workpath.Client.for_cluster("reports", labels={"team": "finance"}) as client:
+        total = await client.run("reports.build", month="2024-05")   # a Routine reports.build-xxxxx, watched
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from typing import Any, Self
 
 from workpath import directives, errors, routines
-from workpath.clients import frames, streaming, targets
+from workpath.clients import clusters, frames, streaming, targets
 
 #: The reason a run gets when the client that waited for it asked to cancel what it abandons.
 ABANDONED = "the client stopped waiting (cancel_on_abandon)"
@@ -34,8 +40,8 @@ ABANDONED = "the client stopped waiting (cancel_on_abandon)"
 class Client:
     """A connection to where routines run (a :class:`~workpath.clients.targets.Target`); see the module.
 
-    Build one with :meth:`local` or :meth:`for_service`, then ``async with client:`` (or :meth:`open` and
-    :meth:`close`). One client serves any number of concurrent tasks.
+    Build one with :meth:`local`, :meth:`for_service` or :meth:`for_cluster`, then ``async with client:`` (or
+    :meth:`open` and :meth:`close`). One client serves any number of concurrent tasks.
     """
 
     def __init__(self, target: targets.Target) -> None:
@@ -55,6 +61,32 @@ class Client:
         Kubernetes token (kubectl's, or ``kubectl create token``) that RBAC lets use Routines there."""
         location = targets.Location(url=url.rstrip("/"), token=token, url_from="url=", token_from="token=")
         return cls(streaming.ServiceTarget(location, namespace=namespace))
+
+    @classmethod
+    def for_cluster(
+        cls,
+        namespace: str | None = None,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        service_url: str | None = None,
+    ) -> Client:
+        """A Kubernetes cluster: runs are Routines in ``namespace`` (default: the context's, or the pod's), created
+        and watched with the API server as the kubeconfig's user (``kubeconfig``, ``context``; default
+        ``$KUBECONFIG`` or ``~/.kube/config``), or the pod's ServiceAccount in a pod. RBAC on Routines there decides
+        what it may do. ``labels`` and ``annotations`` go on every Routine it creates; ``service_url`` (the
+        operator's directive service) is where log lines are read. Needs ``pip install 'workpath[cluster]'``."""
+        target = clusters.ClusterTarget(
+            namespace,
+            kubeconfig=kubeconfig,
+            context=context,
+            labels=labels,
+            annotations=annotations,
+            service_url=service_url,
+        )
+        return cls(target)
 
     async def open(self) -> None:
         """Connect; :class:`~workpath.errors.ClientError` says what to fix when it cannot (URL, token)."""

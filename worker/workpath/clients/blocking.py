@@ -15,6 +15,7 @@ the run going, as in the async client.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
@@ -26,7 +27,8 @@ T = TypeVar("T")
 
 
 class SyncClient:
-    """A blocking :class:`~workpath.clients.api.Client`; build it with :meth:`local` or :meth:`for_service`."""
+    """A blocking :class:`~workpath.clients.api.Client`; build it with :meth:`local`, :meth:`for_service` or
+    :meth:`for_cluster`."""
 
     def __init__(self, client: api.Client) -> None:
         """Open ``client`` on a loop of its own thread (:class:`~workpath.errors.ClientError` if it cannot)."""
@@ -49,6 +51,28 @@ class SyncClient:
     def for_service(cls, url: str, *, token: str, namespace: str | None = None) -> SyncClient:
         """The service at ``url``, as :meth:`workpath.Client.for_service`."""
         return cls(api.Client.for_service(url, token=token, namespace=namespace))
+
+    @classmethod
+    def for_cluster(
+        cls,
+        namespace: str | None = None,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        service_url: str | None = None,
+    ) -> SyncClient:
+        """Routines in a Kubernetes cluster, as :meth:`workpath.Client.for_cluster`."""
+        client = api.Client.for_cluster(
+            namespace,
+            kubeconfig=kubeconfig,
+            context=context,
+            labels=labels,
+            annotations=annotations,
+            service_url=service_url,
+        )
+        return cls(client)
 
     def call(self, work: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         """Run ``work`` on the client's loop and wait for it (at most ``timeout`` seconds: TimeoutError)."""

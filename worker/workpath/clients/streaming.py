@@ -240,19 +240,9 @@ class ServiceTarget:
         self._send(directives.encode(build(request_id)))
         return await future
 
-    async def logs(self, run_id: directives.RunID, *, follow: bool) -> AsyncIterator[directives.Log]:
+    def logs(self, run_id: directives.RunID, *, follow: bool) -> AsyncIterator[directives.Log]:
         assert self._http is not None, "open() the target first"
-        params = {"follow": "1" if follow else "0"} | ({"namespace": self._namespace} if self._namespace else {})
-        async with self._http.get(f"{self._location.url}/v1/runs/{run_id}/logs", params=params) as response:
-            if response.status == 404:
-                raise errors.RunNotFoundError(f"the service has no run {run_id} (any more)")
-            if response.status != 200:
-                raise errors.ClientError(
-                    f"the service refused to show the logs ({response.status}): {await response.text()}"
-                )
-            async for line in response.content:
-                if line.strip():
-                    yield directives.Log.model_validate_json(line)
+        return read_logs(self._http, self._location.url, run_id, namespace=self._namespace, follow=follow)
 
     def _check_open(self) -> None:
         if self._serving is None or self._closing:
@@ -312,6 +302,23 @@ class ServiceTarget:
                 _fail(future, failure)
             pending.clear()
         self._run_ids.clear()
+
+
+async def read_logs(
+    http: aiohttp.ClientSession, url: str, run_id: directives.RunID, *, namespace: str | None, follow: bool
+) -> AsyncIterator[directives.Log]:
+    """A run's log lines from the service at ``url`` (``GET /v1/runs/ID/logs``, NDJSON), with ``http``'s token."""
+    params = {"follow": "1" if follow else "0"} | ({"namespace": namespace} if namespace else {})
+    async with http.get(f"{url}/v1/runs/{run_id}/logs", params=params) as response:
+        if response.status == 404:
+            raise errors.RunNotFoundError(f"the service has no run {run_id} (any more)")
+        if response.status != 200:
+            raise errors.ClientError(
+                f"the service refused to show the logs ({response.status}): {await response.text()}"
+            )
+        async for line in response.content:
+            if line.strip():
+                yield directives.Log.model_validate_json(line)
 
 
 def _fail(future: asyncio.Future[Any] | None, failure: BaseException) -> None:

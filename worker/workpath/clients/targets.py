@@ -5,7 +5,8 @@ how each ends, read a run's status, cancel it, stream its log lines. The client 
 
 - :class:`~workpath.clients.streaming.ServiceTarget`: the directive service's clients' WebSocket
   (``/v1/clients``), local mode (``workpath dev``) or the operator's (with ``namespace``);
-- a Kubernetes target (Routines created through the API server, their status watched) fits the same protocol.
+- :class:`~workpath.clients.clusters.ClusterTarget`: a Kubernetes cluster, where runs are Routines created with
+  the API server (kubeconfig or in-cluster credentials) and awaited through one watch of their status.
 
 :func:`locate` finds the local service as ``workpath run`` does.
 """
