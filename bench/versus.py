@@ -22,6 +22,7 @@ medians, the ratios, and the targets: >= 20x Celery's throughput, >= 5x lower p9
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -36,6 +37,10 @@ from typing import Any
 from bench import versus_celery, versus_profiling, versus_reporting, versus_sides, versus_workpath
 
 Workload = versus_sides.Workload
+
+#: Seconds of rest before each measured run, so that neither side starts while the other is still settling
+#: (Celery's worker acknowledging and storing the last results, workpath's dropping finished runs).
+SETTLE_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +83,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=pathlib.Path,
         default=None,
         metavar="DIR",
-        help="after the measures, profile one workpath throughput run (py-spy on the service and worker "
-        "when installed, cProfile on the client) into DIR, and print the top frames",
+        help="after the measures, profile workpath's throughput (once) and fan-out (20 times) with py-spy on the "
+        "service and worker when installed, cProfile on the client, into DIR; print the top frames",
     )
     return parser.parse_args(argv)
 
@@ -106,6 +111,7 @@ async def measure(
         for index, workload in enumerate(Workload):
             order = sides if (repeat + index) % 2 == 0 else list(reversed(sides))
             for side in order:
+                await asyncio.sleep(SETTLE_SECONDS)
                 outcome = await side.run(workload, sizes.count(workload))
                 outcomes[side.name][workload].append(outcome)
                 print(f"  {side.name:>8} {workload.value:<10} #{repeat + 1}: {outcome.seconds:8.3f} s", file=sys.stderr)
@@ -131,7 +137,8 @@ async def run_bench(options: argparse.Namespace, sizes: Sizes, *, skip_reason: s
         loads.append(os.getloadavg()[0])
         profile = None
         if options.profile is not None:
-            profile = await versus_profiling.profile(workpath_side, count=sizes.runs, folder=options.profile)
+            plan = {Workload.THROUGHPUT: (sizes.runs, 1), Workload.FANOUT: (sizes.children, 20)}
+            profile = await versus_profiling.profile(workpath_side, plan=plan, folder=options.profile)
     return {
         "machine": machine(loads),
         "sizes": dataclasses.asdict(sizes),
