@@ -38,8 +38,8 @@ START_TIMEOUT = 60.0
 WORKLOAD_TIMEOUT = 600.0
 
 SETUP_FAILURES = {
-    2: "redis-server is not installed and could not be (it needs root and apt-get)",
-    3: "Celery could not be installed into its virtualenv (no PyPI?)",
+    2: "redis-server is not installed and could not be (see the set-up script's message above)",
+    3: "Celery could not be installed into its virtualenv (see the set-up script's message above)",
 }
 
 

@@ -52,17 +52,16 @@ ensure_celery() {
         return 0
     fi
     log "installing $CELERY_REQUIREMENT into $venv ..."
-    local pip_log="$venv.install.log"
-    mkdir -p "$(dirname "$venv")"
-    rm -rf "$venv"
-    if ! { timeout 120 "$python" -m venv "$venv" \
-            && timeout 300 "$venv/bin/python" -m pip install --disable-pip-version-check -q "$CELERY_REQUIREMENT"; \
-         } >"$pip_log" 2>&1; then
+    # Every step checked here: `set -e` does not apply inside a function called from `||`.
+    local pip_log
+    pip_log="$(mktemp)"
+    if ! { mkdir -p "$(dirname "$venv")" && rm -rf "$venv" && timeout 120 "$python" -m venv "$venv" \
+            && timeout 300 "$venv/bin/python" -m pip install --disable-pip-version-check -q "$CELERY_REQUIREMENT" \
+            && echo "$CELERY_REQUIREMENT" >"$stamp"; } >"$pip_log" 2>&1; then
         tail -n 20 "$pip_log" >&2
-        log "installing $CELERY_REQUIREMENT failed (the whole log: $pip_log)"
+        log "installing $CELERY_REQUIREMENT into $venv failed (the whole log: $pip_log)"
         return 3
     fi
-    echo "$CELERY_REQUIREMENT" >"$stamp"
     rm -f "$pip_log"
 }
 
