@@ -111,7 +111,12 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
                 ),
                 env=operator_pods.env(namespace, OPERATOR_POD),  # as the chart's downward API gives them
             )
-            assert operator_pods.labelled(core, namespace, OPERATOR_POD)
+            # Ready means healthy; leading (and so the label) follows once the Lease is taken.
+            waiting.wait_for(
+                lambda: operator_pods.labelled(core, namespace, OPERATOR_POD),
+                timeout=15,
+                what="the operator to lead and label its own pod",
+            )
             spec = worker_pools.pool_spec(
                 modules=["examples.reports", "tests.kube.workload"],
                 routines=["reports.*", "k8s.*"],
