@@ -23,7 +23,7 @@ from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
 from workpath import directives
-from workpath_operator.service import runs
+from workpath_operator.service import corking, runs
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -298,5 +298,9 @@ class WorkerSession:
         while self._ws is ws:
             await wake.wait()
             wake.clear()
-            while outbox and self._ws is ws:
+            if len(outbox) == 1:
                 await ws.send_str(outbox.popleft())
+            elif outbox:
+                with corking.corked(ws):  # a batch: one segment, see the corking module
+                    while outbox and self._ws is ws:
+                        await ws.send_str(outbox.popleft())
