@@ -10,8 +10,6 @@ import base64
 import http.client
 import pathlib
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,27 +17,12 @@ import kubernetes.client
 import pytest
 import yaml
 
-from tests.cluster import controlplane, credentials, kubelet, waiting
-from tests.kube import operators, routines
+from tests.cluster import controlplane, kubelet, waiting
+from tests.kube import operator_rbac, operators, routines
 
-RBAC = operators.REPO / "charts" / "workpath" / "templates" / "rbac.yaml"
-OPERATOR_ACCOUNT = "workpath-operator"
+OPERATOR_ACCOUNT = operator_rbac.OPERATOR_ACCOUNT
 WORKER_ACCOUNT = "workpath-worker"
 AUDIENCE = "workpath"
-
-
-def _render(helm: pathlib.Path, workdir: pathlib.Path, *, release: str, namespace: str) -> str:
-    """``helm template`` of rbac.yaml alone, in a chart of its own: it needs nothing else of the chart."""
-    chart = workdir / "chart" / "workpath"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: workpath\nversion: 0.1.0\nappVersion: '0.1.0'\n")
-    shutil.copy(RBAC, chart / "templates" / "rbac.yaml")
-    home = workdir / "helm-home"
-    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"), "PATH": "/usr/bin:/bin"}
-    argv = [str(helm), "template", release, str(chart), "--namespace", namespace, "--set", "rbac.clusterWide=false"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture
@@ -47,7 +30,7 @@ def rbac(k8s_cluster: controlplane.Cluster, k8s_namespace: str, tmp_path: pathli
     """The rendered RBAC applied to the test namespace; its cluster-scoped objects deleted afterwards."""
     if k8s_cluster.binaries.helm is None:
         pytest.skip("helm is not built: run `bash tests/cluster/build.sh`")
-    rendered = _render(
+    rendered = operator_rbac.render(
         k8s_cluster.binaries.helm, tmp_path, release=f"wp-{secrets.token_hex(3)}", namespace=k8s_namespace
     )
     manifest = tmp_path / "rbac.yaml"
@@ -57,17 +40,6 @@ def rbac(k8s_cluster: controlplane.Cluster, k8s_namespace: str, tmp_path: pathli
         yield [document for document in yaml.safe_load_all(rendered) if document]
     finally:
         k8s_cluster.kubectl("-n", k8s_namespace, "delete", "-f", str(manifest), "--ignore-not-found", check=False)
-
-
-def _operator_kubeconfig(
-    cluster: controlplane.Cluster, core: kubernetes.client.CoreV1Api, namespace: str, path: pathlib.Path
-) -> pathlib.Path:
-    token = core.create_namespaced_service_account_token(
-        OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    identity = credentials.Identity(user=OPERATOR_ACCOUNT, groups=(), token=token)
-    credentials.write_kubeconfig(path, server=cluster.server, ca_file=cluster.ca_file, identity=identity)
-    return path
 
 
 def _worker_deployment(url: str) -> dict[str, Any]:
@@ -155,7 +127,7 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     }
     core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "intruder"}})
-    kubeconfig = _operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
+    kubeconfig = operator_rbac.operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
 
     operator = harness.start_operator(
         kubeconfig=kubeconfig,
