@@ -19,6 +19,38 @@ time.sleep(3600)
 """A process that runs until SIGTERM, then says so and exits 0."""
 
 
+FULL_POOL_SPEC: dict[str, Any] = {
+    "image": "registry.example:5000/team/worker:1.0",
+    "modules": ["examples.reports", "team.jobs"],
+    "routines": ["reports.*", "jobs.build"],
+    "slots": 4,
+    "minReplicas": 1,
+    "maxReplicas": 8,
+    "scaleDownDelaySeconds": 120,
+    "drainTimeoutSeconds": 45,
+    "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi", "cpu": 2}},
+    "env": [
+        {"name": "WORKPATH_LOG_LEVEL", "value": "debug"},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+    ],
+    "serviceAccountName": "reports-worker",
+    "podLabels": {"team": "reports"},
+    "podAnnotations": {"prometheus.io/scrape": "true"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "workers", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 1, "preference": {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]}}
+            ]
+        }
+    },
+    "priorityClassName": "batch",
+    "imagePullSecrets": [{"name": "registry"}],
+}
+"""A WorkerPool spec with every field set: what a careful user writes."""
+
+
 def routine(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": "Routine", "metadata": {"name": name}, "spec": spec}
 

@@ -10,35 +10,6 @@ import kubernetes.client
 
 from tests.cluster import controlplane, manifests
 
-FULL_SPEC: dict[str, Any] = {
-    "image": "registry.example:5000/team/worker:1.0",
-    "modules": ["examples.reports", "team.jobs"],
-    "routines": ["reports.*", "jobs.build"],
-    "slots": 4,
-    "minReplicas": 1,
-    "maxReplicas": 8,
-    "scaleDownDelaySeconds": 120,
-    "drainTimeoutSeconds": 45,
-    "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi", "cpu": 2}},
-    "env": [
-        {"name": "WORKPATH_LOG_LEVEL", "value": "debug"},
-        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
-    ],
-    "serviceAccountName": "reports-worker",
-    "podLabels": {"team": "reports"},
-    "podAnnotations": {"prometheus.io/scrape": "true"},
-    "nodeSelector": {"kubernetes.io/os": "linux"},
-    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "workers", "effect": "NoSchedule"}],
-    "affinity": {
-        "nodeAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 1, "preference": {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]}}
-            ]
-        }
-    },
-    "priorityClassName": "batch",
-    "imagePullSecrets": [{"name": "registry"}],
-}
 STATUS: dict[str, Any] = {
     "observedGeneration": 1,
     "replicas": 3,
@@ -75,10 +46,10 @@ def test_every_spec_field_is_kept(k8s_api: kubernetes.client.ApiClient, k8s_name
         manifests.VERSION,
         k8s_namespace,
         manifests.WORKER_POOLS,
-        manifests.worker_pool("full", **copy.deepcopy(FULL_SPEC)),
+        manifests.worker_pool("full", **copy.deepcopy(manifests.FULL_POOL_SPEC)),
     )
 
-    assert created["spec"] == FULL_SPEC
+    assert created["spec"] == manifests.FULL_POOL_SPEC
 
 
 def test_status_is_written_through_the_status_subresource(
@@ -86,7 +57,7 @@ def test_status_is_written_through_the_status_subresource(
 ) -> None:
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
     args = (manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.WORKER_POOLS)
-    objects.create_namespaced_custom_object(*args, manifests.worker_pool("status", **FULL_SPEC))
+    objects.create_namespaced_custom_object(*args, manifests.worker_pool("status", **manifests.FULL_POOL_SPEC))
 
     objects.patch_namespaced_custom_object_status(*args, "status", {"status": STATUS})
     # A status in the main resource is ignored: only the operator's status writes count.
@@ -100,13 +71,13 @@ def test_kubectl_shows_the_status_values(
 ) -> None:
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
     args = (manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.WORKER_POOLS)
-    objects.create_namespaced_custom_object(*args, manifests.worker_pool("reports", **FULL_SPEC))
+    objects.create_namespaced_custom_object(*args, manifests.worker_pool("reports", **manifests.FULL_POOL_SPEC))
     objects.patch_namespaced_custom_object_status(*args, "reports", {"status": STATUS})
 
     header, row = _table(k8s_cluster.kubectl("-n", k8s_namespace, "get", "wp", "-o", "wide").stdout)
 
     assert header == ["NAME", "IMAGE", "DESIRED", "READY", "QUEUED", "AGE", "RUNNING", "MIN", "MAX", "CONNECTED"]
     values = dict(zip(header, row, strict=True))
-    assert values["IMAGE"] == FULL_SPEC["image"]
+    assert values["IMAGE"] == manifests.FULL_POOL_SPEC["image"]
     assert [values[column] for column in ("DESIRED", "READY", "QUEUED", "RUNNING")] == ["4", "2", "9", "7"]
     assert [values[column] for column in ("MIN", "MAX", "CONNECTED")] == ["1", "8", "2"]

@@ -23,12 +23,11 @@ async def test_cancelling_deletes_the_routine_and_the_awaiting_task_is_told(
     k8s_api: kubernetes.client.ApiClient,
     k8s_namespace: str,
     tmp_path: pathlib.Path,
+    markers: pathlib.Path,
 ) -> None:
     kubeconfig = kubeconfigs.of_account(
         k8s_cluster, k8s_api, k8s_namespace, "canceller", verbs=EVERYTHING, folder=tmp_path
     )
-    markers = tmp_path / "markers"
-    markers.mkdir()
     blocked = {"markers": str(markers), "gate": str(tmp_path / "gate")}
     harness.start_operator()
     harness.start_worker("w1")

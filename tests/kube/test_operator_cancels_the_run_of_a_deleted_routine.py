@@ -18,9 +18,8 @@ def test_deleting_a_running_routine_cancels_its_job(
     k8s_api: kubernetes.client.ApiClient,
     tmp_path: pathlib.Path,
     harness: operators.Harness,
+    markers: pathlib.Path,
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
     gate = tmp_path / "gate"
     worker = harness.start_worker("blocker-1", slots=2)
     routines.create(

@@ -168,11 +168,9 @@ def _check_each_ran_once(finished: list[dict[str, Any]], markers: pathlib.Path, 
 def test_a_sigkilled_leader_is_replaced_and_every_routine_runs_once(
     k8s_namespace: str,
     k8s_api: kubernetes.client.ApiClient,
-    tmp_path: pathlib.Path,
     replicas: Replicas,
+    markers: pathlib.Path,
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
     # Both ready; the standby is not labelled, so the Service would send nothing to it.
     assert routing.answers(replicas.standby.port, "/readyz") == 200
     assert not replicas.labelled(replicas.standby.port)
@@ -206,11 +204,9 @@ def test_a_sigkilled_leader_is_replaced_and_every_routine_runs_once(
 def test_a_stopped_leader_releases_the_lease_and_the_standby_leads_at_once(
     k8s_namespace: str,
     k8s_api: kubernetes.client.ApiClient,
-    tmp_path: pathlib.Path,
     replicas: Replicas,
+    markers: pathlib.Path,
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
     _create_routines(k8s_api, k8s_namespace, markers)
     _in_flight(markers)
 

@@ -25,9 +25,8 @@ def test_restarted_operator_adopts_running_runs_and_runs_the_rest_once(
     k8s_api: kubernetes.client.ApiClient,
     tmp_path: pathlib.Path,
     harness: operators.Harness,
+    markers: pathlib.Path,
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
     gate = tmp_path / "gate"
     params = {"markers": str(markers), "gate": str(gate)}
     first = harness.start_operator()
@@ -82,9 +81,8 @@ def test_restarted_operator_relinks_sub_routines_to_their_waiting_parent(
     k8s_api: kubernetes.client.ApiClient,
     tmp_path: pathlib.Path,
     harness: operators.Harness,
+    markers: pathlib.Path,
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
     gate = tmp_path / "gate"
     parts = 3
     first = harness.start_operator()

@@ -11,32 +11,10 @@ import pydantic
 import pytest
 
 from tests.chart import rendering
+from tests.cluster import manifests
 from workpath_operator.kube import pools
 
 CRD = pathlib.Path(__file__).resolve().parents[2] / "crds" / "workerpools.workpath.dev.yaml"
-FULL_SPEC: dict[str, Any] = {
-    "image": "registry.example:5000/team/worker:1.0",
-    "modules": ["examples.reports", "team.jobs"],
-    "routines": ["reports.*", "jobs.build"],
-    "slots": 4,
-    "minReplicas": 1,
-    "maxReplicas": 8,
-    "scaleDownDelaySeconds": 120,
-    "drainTimeoutSeconds": 45,
-    "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi", "cpu": 2}},
-    "env": [
-        {"name": "WORKPATH_LOG_LEVEL", "value": "debug"},
-        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
-    ],
-    "serviceAccountName": "reports-worker",
-    "podLabels": {"team": "reports"},
-    "podAnnotations": {"prometheus.io/scrape": "true"},
-    "nodeSelector": {"kubernetes.io/os": "linux"},
-    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "workers", "effect": "NoSchedule"}],
-    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
-    "priorityClassName": "batch",
-    "imagePullSecrets": [{"name": "registry"}],
-}
 
 
 def _spec_schema() -> dict[str, Any]:
@@ -99,11 +77,11 @@ def test_the_model_has_the_crd_bounds(field: str) -> None:
 
 
 def test_a_full_spec_is_valid_for_the_crd_and_read_whole() -> None:
-    body = _pool(**FULL_SPEC)
+    body = _pool(**manifests.FULL_POOL_SPEC)
     spec = pools.spec_of(body)
 
     assert rendering.validation_errors(body, rendering.custom_resource_schemas()) == []
-    assert spec.model_dump(mode="json", exclude_none=True) == FULL_SPEC
+    assert spec.model_dump(mode="json", exclude_none=True) == manifests.FULL_POOL_SPEC
 
 
 def test_a_minimal_spec_gets_the_defaults() -> None:
