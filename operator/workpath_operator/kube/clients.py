@@ -25,6 +25,7 @@ import kubernetes_asyncio.client
 import kubernetes_asyncio.config
 
 from workpath import errors
+from workpath.clients import apiservers
 
 logger = logging.getLogger("workpath.kubernetes")
 
@@ -217,23 +218,12 @@ class KubernetesClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, "Unavailable", str(exc) or type(exc).__name__, method=method, path=path) from exc
         if status >= 400:
-            message, why = _failure(payload)
+            message, why = apiservers.status_failure(payload)
             raise ApiError(status, why or reason, message, method=method, path=path)
         if not payload:
             return {}
         decoded: Body = json.loads(payload)
         return decoded
-
-
-def _failure(payload: bytes) -> tuple[str, str]:
-    """The message and reason of a ``Status`` answer, or the raw text."""
-    try:
-        status = json.loads(payload)
-    except ValueError:
-        return payload.decode(errors="replace")[:500], ""
-    if not isinstance(status, dict):
-        return str(status)[:500], ""
-    return str(status.get("message", "")), str(status.get("reason", ""))
 
 
 def _dumps(value: object) -> str:

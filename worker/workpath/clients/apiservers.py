@@ -217,15 +217,15 @@ class ApiServer:
                     payload = await response.read()
                 except (aiohttp.ClientError, TimeoutError):
                     payload = b""
-                message, reason = _failure(payload)
+                message, reason = status_failure(payload)
                 raise ApiError(response.status, reason or response.reason or "", message, method=method, path=path)
             yield response
         finally:
             response.release()
 
 
-def _failure(payload: bytes) -> tuple[str, str]:
-    """The message and reason of a ``Status`` answer, or the raw text."""
+def status_failure(payload: bytes) -> tuple[str, str]:
+    """The message and reason of a Kubernetes ``Status`` answer, or the raw text (the operator's client uses it too)."""
     try:
         status = json.loads(payload)
     except ValueError:
