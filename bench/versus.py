@@ -1,6 +1,7 @@
 """workpath side by side with Celery on this machine: throughput, sequential latency, fan-out.
 
-    .venv/bin/python -m bench.versus [--quick] [--repeats 3] [--json PATH] [--no-celery] [--profile DIR]
+    .venv/bin/python -m bench.versus [--quick] [--repeats 3] [--rest SECONDS] [--json PATH] [--no-celery]
+                                     [--profile DIR]
 
 The same three workloads on both, each side with its client in a process of its own and its servers in others:
 
@@ -17,6 +18,12 @@ a process of Celery's virtualenv. ``scripts/setup-celery-bench.sh`` installs red
 (its own virtualenv, ``~/.cache/workpath/bench-celery-venv``) when missing; where it cannot, the Celery columns
 are skipped with the reason. Repetitions alternate the sides (which goes first alternates too); the table shows
 medians, the ratios, and the targets: >= 20x Celery's throughput, >= 5x lower p99 latency, >= 20x faster fan-out.
+
+Each measured run starts as soon as every process of both sides is idle (under 2% of a CPU over 50 ms), so that
+neither side still works while the other is measured. ``--rest SECONDS`` leaves them idle that much longer first:
+it shows what a workload costs on a system that was idle. Where the kernel packs processes that were idle onto
+one CPU for a while (this 2-vCPU VM does, after ~0.1 s), a workload of a few tens of milliseconds started after a
+rest runs its service and worker on one core: workpath's fan-out takes ~40 ms at once and ~60 ms after 1 s.
 """
 
 from __future__ import annotations
@@ -37,10 +44,6 @@ from typing import Any
 from bench import versus_celery, versus_profiling, versus_reporting, versus_sides, versus_workpath
 
 Workload = versus_sides.Workload
-
-#: Seconds of rest before each measured run, so that neither side starts while the other is still settling
-#: (Celery's worker acknowledging and storing the last results, workpath's dropping finished runs).
-SETTLE_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +80,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"], help="Celery's pool")
     parser.add_argument("--celery-venv", type=pathlib.Path, default=versus_celery.DEFAULT_VENV)
     parser.add_argument("--no-celery", action="store_true", help="the workpath side only")
+    parser.add_argument(
+        "--rest",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="idle seconds before each measured run, once both sides are idle (default 0: start at once)",
+    )
     parser.add_argument("--json", type=pathlib.Path, default=None, metavar="PATH", help="write the results here")
     parser.add_argument(
         "--profile",
@@ -100,9 +110,10 @@ def sizes_of(options: argparse.Namespace) -> Sizes:
 
 
 async def measure(
-    sides: Sequence[versus_sides.Side], sizes: Sizes
+    sides: Sequence[versus_sides.Side], sizes: Sizes, *, rest: float
 ) -> dict[str, dict[Workload, list[versus_sides.Outcome]]]:
-    """Every workload, ``repeats`` times on each side, sides alternating (and which one goes first, too)."""
+    """Every workload, ``repeats`` times on each side, sides alternating (and which one goes first, too); each
+    measured run starts once every process of both sides is idle, and ``rest`` seconds later."""
     for workload in Workload:
         for side in sides:
             await side.run(workload, sizes.warm_up(workload))
@@ -111,7 +122,8 @@ async def measure(
         for index, workload in enumerate(Workload):
             order = sides if (repeat + index) % 2 == 0 else list(reversed(sides))
             for side in order:
-                await asyncio.sleep(SETTLE_SECONDS)
+                await versus_sides.settle()
+                await asyncio.sleep(rest)
                 outcome = await side.run(workload, sizes.count(workload))
                 outcomes[side.name][workload].append(outcome)
                 print(f"  {side.name:>8} {workload.value:<10} #{repeat + 1}: {outcome.seconds:8.3f} s", file=sys.stderr)
@@ -132,7 +144,7 @@ async def run_bench(options: argparse.Namespace, sizes: Sizes, *, skip_reason: s
             print(f"starting redis-server and a Celery worker ({settings.describe()}) ...", file=sys.stderr)
             sides.append(await stack.enter_async_context(versus_celery.started(settings)))
         started = time.perf_counter()
-        outcomes = await measure(sides, sizes)
+        outcomes = await measure(sides, sizes, rest=options.rest)
         elapsed = time.perf_counter() - started
         loads.append(os.getloadavg()[0])
         profile = None
@@ -142,6 +154,7 @@ async def run_bench(options: argparse.Namespace, sizes: Sizes, *, skip_reason: s
     return {
         "machine": machine(loads),
         "sizes": dataclasses.asdict(sizes),
+        "restSeconds": options.rest,
         "seconds": elapsed,
         "sides": {side.name: side.versions for side in sides},
         "celery": None if skip_reason is not None else settings.describe(),

@@ -82,7 +82,9 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 def print_table(report: dict[str, Any]) -> None:
     sizes, figures, found = report["sizes"], report["figures"], report["ratios"]
     celery = figures.get("Celery")
-    table = rich.table.Table(title=f"workpath vs Celery (medians of {sizes['repeats']} repetitions)")
+    rest = report.get("restSeconds") or 0
+    started = f"each after {rest:g} s idle" if rest else "each started once both sides were idle"
+    table = rich.table.Table(title=f"workpath vs Celery (medians of {sizes['repeats']} repetitions, {started})")
     for column in ("workload", "measure", "workpath", "Celery", "ratio", "target"):
         table.add_column(column, justify="left" if column in ("workload", "measure", "target") else "right")
     rows = [

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import glob
+import os
+import pathlib
 import signal
 import socket
 from typing import Protocol
@@ -42,6 +45,50 @@ class Side(Protocol):
     versions: dict[str, str]
 
     async def run(self, workload: Workload, count: int) -> Outcome: ...
+
+
+async def settle(*, window: float = 0.05, busy: float = 0.02, within: float = 5.0) -> float:
+    """Wait until every process this one started (and theirs) is idle: under ``busy`` of a CPU over ``window``
+    seconds; give up after ``within``. Return the seconds waited.
+
+    Both sides' servers and clients are children of the bench, so this covers what either side may still be doing
+    after its last result (Celery's worker acknowledging, workpath's service dropping finished runs).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    before = _cpu_seconds(_descendants(os.getpid()))
+    while loop.time() - started < within:
+        await asyncio.sleep(window)
+        now = _cpu_seconds(_descendants(os.getpid()))
+        if now - before < busy * window:
+            break
+        before = now
+    return loop.time() - started
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under ``pid``, children first, then theirs."""
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        children: list[int] = []
+        for parent in parents:
+            for task in glob.glob(f"/proc/{parent}/task/*/children"):
+                with contextlib.suppress(OSError):
+                    children.extend(int(child) for child in pathlib.Path(task).read_text().split())
+        found.extend(children)
+        parents = children
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time the threads of ``pids`` have run, in seconds (``schedstat``: nanoseconds, not clock ticks)."""
+    total = 0
+    for pid in pids:
+        for stat in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(pathlib.Path(stat).read_text().split()[0])
+    return total / 1e9
 
 
 def free_port() -> int:

@@ -44,6 +44,9 @@ class RawWorker:
         self.worker_id = directives.WorkerID(worker_id)
         self.frames: list[str] = []
         self.received: list[directives.Payload] = []
+        self.pulses_answered = 0
+        #: Each pulse check's ``received``, with the pulses this worker had answered when it came.
+        self.confirmations: list[tuple[int, int]] = []
 
     def of[P: directives.Payload](self, kind: type[P]) -> list[P]:
         return [payload for payload in self.received if isinstance(payload, kind)]
@@ -77,9 +80,10 @@ class RawWorker:
             self.frames.append(frame)
             for payload in decoded(frame):
                 if isinstance(payload, directives.CheckPulse):
+                    self.confirmations.append((payload.received, self.pulses_answered))
                     await self.ws.send_str(directives.encode(directives.GivePulse(id=payload.id)))
-                else:
-                    self.received.append(payload)
+                    self.pulses_answered += 1
+                self.received.append(payload)
 
 
 def decoded(frame: str) -> list[directives.Payload]:
@@ -237,3 +241,20 @@ async def test_a_batch_over_the_frame_limit_is_taken_but_a_directive_over_it_is_
         assert all(len(entry.message) == MAX_FRAME_BYTES // 4 for entry in service.store.logs(run.run_id))
         await all_succeeded(service, [run])
         assert service.dispatcher.sessions[worker.worker_id].connected
+
+
+async def test_each_directive_of_a_batch_counts_in_the_pulses_confirmation(
+    service: serving.DirectiveService, http: aiohttp.ClientSession
+) -> None:
+    """A pulse confirms how many directives the service read (the worker forgets the reports below it), so a
+    batch of ten counts as ten: counted as one frame, the worker would replay nine of them for nothing."""
+    async with raw_worker(service, http, "counted", batching=True, slots=1) as worker:
+        status = directives.encode(directives.GivePulse(status="idle"))  # no answer, no effect: only counted
+        await worker.ws.send_str(directives.encode_batch([status] * 10))
+
+        def everything_confirmed() -> bool:
+            # Sent before a pulse check: the batch of v1.ready, the answers to earlier checks, the ten.
+            return any(received == 1 + answered + 10 for received, answered in worker.confirmations)
+
+        await waiting.eventually(everything_confirmed, timeout=TIMEOUT, what="a pulse confirming every directive")
+        assert all(received <= 1 + answered + 10 for received, answered in worker.confirmations)

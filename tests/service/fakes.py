@@ -18,7 +18,10 @@ from workpath_operator.service import aiotasks, dispatching, reporting, runs, se
 
 
 class FakeSocket:
-    """Stands for a worker's connection: keeps what the session's writer sends it."""
+    """Stands for a worker's connection: keeps what the session's writer sends it, one directive per frame (a
+    worker that did not ask for batches)."""
+
+    ws_protocol: str | None = None
 
     def __init__(self) -> None:
         self.frames: list[str] = []

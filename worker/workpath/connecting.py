@@ -215,6 +215,7 @@ class Connection:
                     settings.url,
                     headers=headers,
                     heartbeat=None,
+                    protocols=(directives.BATCHES,),
                     autoping=True,
                     compress=0,
                     max_msg_size=settings.max_message_size,
@@ -259,21 +260,22 @@ class Connection:
     async def _read(self, ws: Socket) -> str | None:
         """Handle frames until the connection closes; return why it closed."""
         decode = directives.decode_from_service
-        handlers = self._handlers
+        batching = ws.protocol == directives.BATCHES
         text = aiohttp.WSMsgType.TEXT
         while True:
             message = await ws.receive()
             if message.type == text:
-                self._received += 1
-                try:
-                    payload = decode(message.data)
-                except errors.DirectiveError as exc:
-                    logger.warning("ignoring a bad directive from the service: %s (%s)", exc, exc.code)
+                data = message.data
+                if batching and directives.is_batch(data):
+                    for item in directives.decode_batch_from_service(data):
+                        self._take(item)
                     continue
                 try:
-                    handlers[type(payload)](payload)
-                except Exception:
-                    logger.exception("failed to handle %s from the service", payload.KEY)
+                    payload = decode(data)
+                except errors.DirectiveError as exc:
+                    self._take(exc)
+                    continue
+                self._take(payload)
             elif message.type in _CLOSED:
                 code = ws.close_code
                 failure = ws.exception()
@@ -283,13 +285,29 @@ class Connection:
             else:
                 logger.warning("ignoring a %s frame from the service: directives are text", message.type.name)
 
+    def _take(self, item: directives.Payload | errors.DirectiveError) -> None:
+        """Handle one directive from the service (or say why it could not be read)."""
+        self._received += 1
+        if isinstance(item, errors.DirectiveError):
+            logger.warning("ignoring a bad directive from the service: %s (%s)", item, item.code)
+            return
+        try:
+            self._handlers[type(item)](item)
+        except Exception:
+            logger.exception("failed to handle %s from the service", item.KEY)
+
     async def _write(self, ws: Socket) -> None:
         """The single writer: send queued frames in order; end once stopping and flushed."""
         outbox = self._outbox
         wake = self._wake
+        batching = ws.protocol == directives.BATCHES
         while True:
-            while outbox:
-                await ws.send_str(outbox.popleft())
+            if batching:
+                for frame in directives.batches(outbox):
+                    await ws.send_str(frame)
+            else:
+                while outbox:
+                    await ws.send_str(outbox.popleft())
             if self._stopping:
                 return
             wake.clear()

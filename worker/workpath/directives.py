@@ -17,10 +17,12 @@ union (one parse, no intermediate dicts); a bad frame raises
 
 from __future__ import annotations
 
+import collections
 import datetime
 import enum
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Generic, Literal, NewType, TypeVar, Union
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, NewType, TypeVar, Union
 
 import pydantic
 import pydantic.alias_generators
@@ -28,6 +30,20 @@ import pydantic.alias_generators
 from workpath import errors
 
 PROTOCOL_VERSION = "v1"
+
+BATCHES: Final = "workpath.v1.batches"
+"""The WebSocket subprotocol under which a text frame may also hold several directives, as a JSON array in order.
+
+A worker offers it when it connects; a service that chose it may send batches too. A side that did not negotiate
+it sends and reads one directive per frame (an outsider's worker written without it works the same).
+"""
+
+BATCH_BYTES: Final = 32 << 10
+"""The size in characters a batch frame stays under (a directive larger than this leaves alone)."""
+
+BATCH_DIRECTIVES: Final = 32
+"""Directives one batch frame carries at most: a long run of them leaves as several frames, so that the reader
+works on the first while the writer still writes the rest (a fan-out's 1,000 requests)."""
 
 RunID = NewType("RunID", str)
 WorkerID = NewType("WorkerID", str)
@@ -231,7 +247,7 @@ class RoutineFailed(Payload):
 class CheckPulse(Payload):
     """``v1.heartbeat.check_pulse``: are you there?
 
-    ``received`` counts the frames of this connection whose effect the service has made durable (read, and
+    ``received`` counts the directives of this connection whose effect the service has made durable (read, and
     their runs' state written by its store), so that the worker can forget the reports it no longer needs to
     replay: a report confirmed here survives a crash of the service.
     """
@@ -307,6 +323,7 @@ class _Direction:
         envelopes = tuple(_Envelope[Literal[m.KEY], m] for m in members)  # type: ignore[name-defined, valid-type]
         union = Annotated[Union[envelopes], pydantic.Field(discriminator="payloadKey")]  # type: ignore[valid-type]  # noqa: UP007
         self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(union)
+        self.batch: pydantic.TypeAdapter[list[Any]] = pydantic.TypeAdapter(list[union])
         self.origin = origin
         self.keys = ", ".join(sorted({m.KEY for m in members}))
 
@@ -339,6 +356,78 @@ def decode_from_worker(frame: str | bytes) -> Payload:
 def decode_from_service(frame: str | bytes) -> Payload:
     """Decode a frame the service sent; raise :class:`DirectiveError` when it is not acceptable."""
     return _decode(_FROM_SERVICE, frame)
+
+
+def encode_batch(frames: list[str]) -> str:
+    """One batch frame holding the encoded directives ``frames``, in order (see :data:`BATCHES`)."""
+    return "[" + ",".join(frames) + "]"
+
+
+def batches(frames: collections.deque[str]) -> Iterator[str]:
+    """Frames to write for the encoded directives queued in ``frames``, taken from it as they go.
+
+    Runs of directives become batch frames of at most :data:`BATCH_DIRECTIVES` directives and
+    :data:`BATCH_BYTES` characters; a directive alone, or too large to share a frame, is written as it is.
+    """
+    while frames:
+        first = frames.popleft()
+        if not frames or len(first) >= BATCH_BYTES:
+            yield first
+            continue
+        batch = [first]
+        size = len(first)
+        while frames and len(batch) < BATCH_DIRECTIVES and size + len(frames[0]) < BATCH_BYTES:
+            frame = frames.popleft()
+            batch.append(frame)
+            size += len(frame) + 1
+        yield encode_batch(batch) if len(batch) > 1 else first
+
+
+def is_batch(frame: str | bytes) -> bool:
+    """Whether a frame read under :data:`BATCHES` holds a batch (a JSON array) rather than one directive."""
+    return frame[:1] in _ARRAY_STARTS
+
+
+_ARRAY_STARTS: Final = (b"[", "[")
+_EMPTY_BATCH: Final = "a batch frame is a JSON array of one directive or more"
+
+
+def decode_batch_from_worker(frame: str | bytes) -> list[Payload | errors.DirectiveError]:
+    """The directives of a batch frame a worker sent, in order; each one not acceptable is its DirectiveError."""
+    return _decode_batch(_FROM_WORKER, frame)
+
+
+def decode_batch_from_service(frame: str | bytes) -> list[Payload | errors.DirectiveError]:
+    """The directives of a batch frame the service sent, in order; each one not acceptable is its DirectiveError."""
+    return _decode_batch(_FROM_SERVICE, frame)
+
+
+def _decode_batch(direction: _Direction, frame: str | bytes) -> list[Payload | errors.DirectiveError]:
+    try:
+        envelopes = direction.batch.validate_json(frame)
+    except pydantic.ValidationError:
+        return _decode_each(direction, frame)
+    if not envelopes:
+        return [errors.DirectiveError(ErrorCode.BAD_ENVELOPE, _EMPTY_BATCH)]
+    return [envelope.payload for envelope in envelopes]
+
+
+def _decode_each(direction: _Direction, frame: str | bytes) -> list[Payload | errors.DirectiveError]:
+    """A batch with something wrong in it, one directive at a time: the good ones are taken, each bad one is
+    answered with its own error."""
+    try:
+        items = json.loads(frame)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+        return [errors.DirectiveError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}")]
+    if not isinstance(items, list) or not items:
+        return [errors.DirectiveError(ErrorCode.BAD_ENVELOPE, _EMPTY_BATCH)]
+    decoded: list[Payload | errors.DirectiveError] = []
+    for item in items:
+        try:
+            decoded.append(direction.adapter.validate_python(item).payload)
+        except pydantic.ValidationError as exc:
+            decoded.append(_explain(exc, direction))
+    return decoded
 
 
 def _decode(direction: _Direction, frame: str | bytes) -> Payload:

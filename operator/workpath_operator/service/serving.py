@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -172,12 +172,15 @@ class DirectiveService:
             compress=False,
             timeout=2.0,
             decode_text=False,
+            protocols=(directives.BATCHES,),
         )
         await ws.prepare(request)
+        batching = ws.ws_protocol == directives.BATCHES
         roster = self.dispatcher.roster
         handlers = self._handlers
         decode = directives.decode_from_worker
         max_frame_bytes = settings.max_frame_bytes
+        small_limit = min(max_frame_bytes, settings.max_result_bytes)
         loop = asyncio.get_running_loop()
         session: sessions.WorkerSession | None = None
         writer: asyncio.Task[None] | None = None
@@ -188,39 +191,51 @@ class DirectiveService:
                 if message.type is not WSMsgType.TEXT and message.type is not WSMsgType.BINARY:
                     break
                 data: bytes = message.data
-                budget -= 1
+                frame_size = len(data)
+                batch = batching and directives.is_batch(data)
+                items: Sequence[directives.Payload | errors.DirectiveError] = (
+                    directives.decode_batch_from_worker(data) if batch else (_decoded(decode, data),)
+                )
+                budget -= len(items)
                 if budget <= 0:
                     now = loop.time()
                     if now < window_end:
                         await asyncio.sleep(window_end - now)
                     window_end = loop.time() + 1.0
                     budget = settings.max_frames_per_second
-                if session is not None:
-                    session.frame_received()
-                try:
-                    payload = decode(data)
-                    if len(data) > max_frame_bytes and type(payload) is not directives.RoutineCompleted:
-                        # A result's size is the dispatcher's to judge: it fails that run instead.
-                        raise errors.DirectiveError(
-                            directives.ErrorCode.FRAME_TOO_LARGE,
-                            f"frame of {len(data)} bytes is over the {max_frame_bytes} limit",
-                            in_reply_to=payload.KEY,
-                        )
+                for payload in items:
                     if session is not None:
-                        handlers[type(payload)](session, payload, len(data))
-                    elif type(payload) is directives.Ready:
-                        session, writer = self._attach(ws, payload, identity)
-                    else:
-                        raise errors.DirectiveError(
-                            directives.ErrorCode.NOT_READY,
-                            f"the first directive must be v1.ready, not {payload.KEY}",
-                            in_reply_to=payload.KEY,
-                        )
-                except errors.DirectiveError as exc:
-                    if exc.code == directives.ErrorCode.WORKER_ID_REFUSED:
-                        await self._turn_away(ws, identity, exc)
-                        break
-                    self._refuse(ws, session, exc)
+                        session.frame_received()
+                    try:
+                        if isinstance(payload, errors.DirectiveError):
+                            raise payload
+                        size = frame_size
+                        if batch and (size > small_limit or type(payload) is directives.Log):
+                            # A directive of a batch is at most the frame's size; it is measured on its own
+                            # where that bound could pass a limit, and for log lines (their bytes are counted).
+                            size = _size(payload)
+                        if size > max_frame_bytes and type(payload) is not directives.RoutineCompleted:
+                            # A result's size is the dispatcher's to judge: it fails that run instead.
+                            raise errors.DirectiveError(
+                                directives.ErrorCode.FRAME_TOO_LARGE,
+                                f"frame of {size} bytes is over the {max_frame_bytes} limit",
+                                in_reply_to=payload.KEY,
+                            )
+                        if session is not None:
+                            handlers[type(payload)](session, payload, size)
+                        elif type(payload) is directives.Ready:
+                            session, writer = self._attach(ws, payload, identity)
+                        else:
+                            raise errors.DirectiveError(
+                                directives.ErrorCode.NOT_READY,
+                                f"the first directive must be v1.ready, not {payload.KEY}",
+                                in_reply_to=payload.KEY,
+                            )
+                    except errors.DirectiveError as exc:
+                        if exc.code == directives.ErrorCode.WORKER_ID_REFUSED:
+                            await self._turn_away(ws, identity, exc)
+                            return ws
+                        self._refuse(ws, session, exc)
         finally:
             if session is not None:
                 roster.detach(session, ws)
@@ -295,6 +310,19 @@ class DirectiveService:
             self._exposition = metrics.Exposition(self.measures)
         body, content_type = self._exposition.render(request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _decoded(decode: Callable[[bytes], directives.Payload], data: bytes) -> directives.Payload | errors.DirectiveError:
+    """The directive of a one-directive frame, or why it is not one."""
+    try:
+        return decode(data)
+    except errors.DirectiveError as exc:
+        return exc
+
+
+def _size(payload: directives.Payload) -> int:
+    """The size of one directive of a batch, as it would be alone in a frame."""
+    return len(directives.encode(payload))
 
 
 def _handlers(

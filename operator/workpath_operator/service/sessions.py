@@ -239,7 +239,7 @@ class WorkerSession:
     # ----------------------------------------------------------------- pulses
 
     def frame_received(self) -> None:
-        """Count one frame read on this connection (the pulse tells the worker how many)."""
+        """Count one directive read on this connection, alone or in a batch (the pulse tells the worker how many)."""
         self._received += 1
 
     @property
@@ -295,9 +295,16 @@ class WorkerSession:
         """Drain the outbox into ``ws`` until the connection changes or closes."""
         outbox = self._outbox
         wake = self._wake
+        batching = ws.ws_protocol == directives.BATCHES
         while self._ws is ws:
             await wake.wait()
             wake.clear()
+            if batching:
+                for frame in directives.batches(outbox):
+                    await ws.send_str(frame)
+                    if self._ws is not ws:
+                        return
+                continue
             if len(outbox) == 1:
                 await ws.send_str(outbox.popleft())
             elif outbox:
