@@ -108,3 +108,13 @@ async def hold(ctx: workpath.Context, markers: str, seconds: float) -> int:
     await asyncio.sleep(seconds)
     pathlib.Path(markers, f"done.{ctx.run_id}.{ctx.attempt}").touch()
     return ctx.attempt
+
+
+@workpath.routine("test.children")
+async def children(ctx: workpath.Context, n: int) -> list[tuple[str | None, str | None, str | None]]:
+    """Call ``n`` quick children; say what this run knows of each: its run ID, worker ID and start time."""
+    await ctx.gather(*(ctx.call("test.echo", value=i) for i in range(n)))
+    return [
+        (call.run_id, call.worker_id, call.started_at.isoformat() if call.started_at else None)
+        for call in ctx.subroutines
+    ]

@@ -3,6 +3,11 @@
 Real sockets on 127.0.0.1, no dispatcher: a test reads the directives a worker
 sends (:meth:`FakeConnection.expect`) and sends the ones it wants. The real
 service is exercised by tests/integration.
+
+A fake service made with ``batches=True`` chooses the subprotocol
+:data:`~workpath.directives.BATCHES` when a worker offers it, and takes each
+directive of a batch frame on its own; by default it chooses none, so a worker
+sends one directive per frame.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from workpath import directives, settings, working
+from workpath import directives, errors, settings, working
 
 TOKEN = "unit-test-token"
 TIMEOUT = 5.0
@@ -64,9 +69,11 @@ class FakeConnection:
 
 
 class FakeService:
-    """Accepts worker connections at ``/v1/workers`` with the bearer token ``token`` (:data:`TOKEN`)."""
+    """Accepts worker connections at ``/v1/workers`` with the bearer token ``token`` (:data:`TOKEN`); with
+    ``batches``, chooses :data:`~workpath.directives.BATCHES` when the worker offers it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, batches: bool = False) -> None:
+        self.batches = batches
         self.connections: asyncio.Queue[FakeConnection] = asyncio.Queue()
         self.refuse_with: int | None = None
         self.token = TOKEN
@@ -106,14 +113,23 @@ class FakeService:
             return web.Response(status=self.refuse_with)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.Response(status=401)
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(protocols=(directives.BATCHES,) if self.batches else ())
         await ws.prepare(request)
+        batching = ws.ws_protocol == directives.BATCHES
         connection = FakeConnection(ws)
         self._open.add(connection)
         self.connections.put_nowait(connection)
         try:
             async for message in ws:
-                if message.type is WSMsgType.TEXT:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                if batching and directives.is_batch(message.data):
+                    for item in directives.decode_batch_from_worker(message.data):
+                        if isinstance(item, errors.DirectiveError):
+                            raise item
+                        connection.received += 1
+                        connection.frames.put_nowait(item)
+                else:
                     connection.received += 1
                     connection.frames.put_nowait(directives.decode_from_worker(message.data))
         finally:
@@ -123,8 +139,8 @@ class FakeService:
 
 
 @contextlib.asynccontextmanager
-async def fake_service() -> AsyncIterator[FakeService]:
-    service = FakeService()
+async def fake_service(*, batches: bool = False) -> AsyncIterator[FakeService]:
+    service = FakeService(batches=batches)
     await service.start()
     try:
         yield service
