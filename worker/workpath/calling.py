@@ -118,6 +118,7 @@ class Calls:
         if call is None:
             logger.debug("ignoring %s for unknown request %s", report.KEY, report.request_id)
             return
+        _started(call, report)
         if not call.future.done():
             call.future.set_result(report.result)
 
@@ -127,6 +128,7 @@ class Calls:
         if call is None:
             logger.debug("ignoring %s for unknown request %s", report.KEY, report.request_id)
             return
+        _started(call, report)
         if not call.future.done():
             error = report.error
             call.future.set_exception(
@@ -134,3 +136,12 @@ class Calls:
                     call.routine_id, type=error.type, message=error.message, retryable=error.retryable
                 )
             )
+
+
+def _started(call: contexts.SubroutineCall, report: directives.RoutineCompleted | directives.RoutineFailed) -> None:
+    """What a child's final report says of its start, for a call whose ``starting`` did not come on its own."""
+    call.run_id = report.run_id
+    if report.worker_id is not None:
+        call.worker_id = report.worker_id
+    if report.started_at is not None:
+        call.started_at = report.started_at

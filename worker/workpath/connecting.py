@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final, Literal
 
 import aiohttp
@@ -131,6 +131,8 @@ class Connection:
         self._sent = 0
         self._received = 0
         self._outbox: collections.deque[str] = collections.deque()
+        self._deferred: dict[Hashable, Callable[[], object]] = {}
+        self._batching = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -148,6 +150,25 @@ class Connection:
         self._outbox.append(frame)
         self._wake.set()
         return index
+
+    def defer(self, key: Hashable, send: Callable[[], object]) -> None:
+        """Call ``send`` (which sends) when the writer next writes, unless :meth:`forget` comes first: for a
+        report a later one may stand for (a run's ``starting``, when the run ends before it goes out).
+
+        Only a service that chose :data:`~workpath.directives.BATCHES` takes a final report as standing for the
+        run's ``starting`` too; to any other, ``send`` is called at once.
+        """
+        if self._ws is None:
+            return
+        if not self._batching:
+            send()
+            return
+        self._deferred[key] = send
+        self._wake.set()
+
+    def forget(self, key: Hashable) -> bool:
+        """Drop what :meth:`defer` left under ``key``; True if it had not been sent (nor the connection lost)."""
+        return self._deferred.pop(key, None) is not None
 
     def stop(self) -> None:
         """Stop reconnecting; the writer flushes what is queued and ends, which ends the connection."""
@@ -233,8 +254,10 @@ class Connection:
     async def _serve(self, ws: Socket) -> None:
         """Work on one connection until it closes (or the connection is stopped)."""
         self._ws = ws
+        self._batching = ws.protocol == directives.BATCHES
         self._sent = 0
         self._outbox.clear()
+        self._deferred.clear()
         self._on_open()
         reader = asyncio.create_task(self._read(ws), name="workpath-reader")
         writer = asyncio.create_task(self._write(ws), name="workpath-writer")
@@ -248,6 +271,7 @@ class Connection:
                 task.cancel()
             await asyncio.wait(tasks)
             self._outbox.clear()
+            self._deferred.clear()
             with contextlib.suppress(Exception):
                 await ws.close()
             self._on_close()
@@ -299,15 +323,23 @@ class Connection:
     async def _write(self, ws: Socket) -> None:
         """The single writer: send queued frames in order; end once stopping and flushed."""
         outbox = self._outbox
+        deferred = self._deferred
         wake = self._wake
         batching = ws.protocol == directives.BATCHES
         while True:
+            if deferred:
+                sends = list(deferred.values())
+                deferred.clear()
+                for send in sends:
+                    send()
             if batching:
                 for frame in directives.batches(outbox):
                     await ws.send_str(frame)
             else:
                 while outbox:
                     await ws.send_str(outbox.popleft())
+            if deferred:
+                continue  # deferred while the frames were written
             if self._stopping:
                 return
             wake.clear()

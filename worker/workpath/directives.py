@@ -219,7 +219,13 @@ class RoutineStarting(Payload):
 
 
 class RoutineCompleted(Payload):
-    """``v1.routine.completed``: a run finished with ``result``."""
+    """``v1.routine.completed``: a run finished with ``result``.
+
+    ``started_at`` and ``worker_id`` say when and where the run started, for a start not told on its own: a
+    worker folds its ``starting`` into the final report of a run that ended before that ``starting`` was written
+    (the service takes the report as both), and the service gives them in every report it forwards to a
+    requester (whose ``starting`` it skips when the child ends before it is written).
+    """
 
     KEY: ClassVar[str] = "v1.routine.completed"
     run_id: RunID
@@ -227,10 +233,13 @@ class RoutineCompleted(Payload):
     request_id: RequestID | None = None
     result: Any = None
     completed_at: datetime.datetime
+    started_at: datetime.datetime | None = None
+    worker_id: WorkerID | None = None
 
 
 class RoutineFailed(Payload):
-    """``v1.routine.failed``: a run failed with ``error``."""
+    """``v1.routine.failed``: a run failed with ``error``; ``started_at`` and ``worker_id`` as in
+    :class:`RoutineCompleted`."""
 
     KEY: ClassVar[str] = "v1.routine.failed"
     run_id: RunID
@@ -238,6 +247,8 @@ class RoutineFailed(Payload):
     request_id: RequestID | None = None
     error: ErrorInfo
     completed_at: datetime.datetime
+    started_at: datetime.datetime | None = None
+    worker_id: WorkerID | None = None
 
 
 # ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ service would.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import traceback
 from collections.abc import Callable, Iterable
@@ -124,15 +125,18 @@ class Reporter:
         self._limit = max_message_size
         self._send_log = send_log
 
-    def final(self, job: jobs.Job) -> str:
-        """The final report of a finished job: its outcome, or why it cannot be sent; this never raises."""
+    def final(self, job: jobs.Job, *, started_at: datetime.datetime | None = None) -> str:
+        """The final report of a finished job: its outcome, or why it cannot be sent; this never raises.
+
+        ``started_at``: the job's start, when it was not reported on its own.
+        """
         try:
-            return self._final(job)
+            return self._final(job, started_at)
         except Exception as exc:  # a run must never be left without a report
             logger.exception(
                 "run %s attempt %d: its final report cannot be built; failing the run", job.id, job.attempt
             )
-            return directives.encode(self._failure(job, unreportable(exc)))
+            return directives.encode(self._failure(job, unreportable(exc), started_at))
 
     def released(self, run_id: directives.RunID, attempt: int) -> str:
         """The report of a run a draining worker hands back without running it."""
@@ -158,14 +162,14 @@ class Reporter:
             )
         )
 
-    def _final(self, job: jobs.Job) -> str:
-        payload = self._outcome(job)
+    def _final(self, job: jobs.Job, started_at: datetime.datetime | None) -> str:
+        payload = self._outcome(job, started_at)
         if isinstance(payload, directives.RoutineCompleted):
             try:
                 return result_frame(payload, routine_id=job.task.routine.id, limit=self._limit)
             except errors.InvalidResultError as exc:
                 logger.warning("run %s: %s", job.id, exc)
-                payload = self._failure(job, refusal(directives.ErrorType.INVALID_RESULT, exc))
+                payload = self._failure(job, refusal(directives.ErrorType.INVALID_RESULT, exc), started_at)
         frame = directives.encode(payload)
         if connecting.too_large(frame, limit=self._limit):
             raise errors.ReportError(
@@ -174,19 +178,24 @@ class Reporter:
             )
         return frame
 
-    def _outcome(self, job: jobs.Job) -> directives.Payload:
+    def _outcome(self, job: jobs.Job, started_at: datetime.datetime | None) -> directives.Payload:
         task = job.task
         reason = job.cancel_reason
         payload: directives.Payload
         if reason == jobs.DRAINING:
             payload = directives.Released(run_id=job.id, attempt=job.attempt, reason=jobs.DRAINING)
         elif reason is not None:
-            payload = self._failure(job, directives.ErrorInfo(type=directives.ErrorType.CANCELLED, message=reason))
+            cancelled = directives.ErrorInfo(type=directives.ErrorType.CANCELLED, message=reason)
+            payload = self._failure(job, cancelled, started_at)
         elif task.error is not None:
-            payload = self._failure(job, self._error_info(job, task.error))
+            payload = self._failure(job, self._error_info(job, task.error), started_at)
         else:
             payload = directives.RoutineCompleted(
-                run_id=job.id, attempt=job.attempt, result=task.result, completed_at=job.completed or directives.now()
+                run_id=job.id,
+                attempt=job.attempt,
+                result=task.result,
+                completed_at=job.completed or directives.now(),
+                started_at=started_at,
             )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -194,9 +203,15 @@ class Reporter:
             )
         return payload
 
-    def _failure(self, job: jobs.Job, error: directives.ErrorInfo) -> directives.RoutineFailed:
+    def _failure(
+        self, job: jobs.Job, error: directives.ErrorInfo, started_at: datetime.datetime | None
+    ) -> directives.RoutineFailed:
         return directives.RoutineFailed(
-            run_id=job.id, attempt=job.attempt, error=error, completed_at=job.completed or directives.now()
+            run_id=job.id,
+            attempt=job.attempt,
+            error=error,
+            completed_at=job.completed or directives.now(),
+            started_at=started_at,
         )
 
     def _error_info(self, job: jobs.Job, error: BaseException) -> directives.ErrorInfo:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -294,11 +295,9 @@ class Worker:
 
     async def _run(self, job: jobs.Job) -> None:
         """The one task of a job: report it starting, run it, report how it ended."""
-        started = job.start()
-        frame = directives.encode(
-            directives.RoutineStarting(run_id=job.id, attempt=job.attempt, worker_id=self.worker_id, started_at=started)
-        )
-        self._replay.add(self._send(frame), job.id, job.attempt, frame, final=False)
+        job.start()
+        # Reported when the writer next writes; a run that ends first reports its start in its final report.
+        self._connection.defer((job.id, job.attempt), functools.partial(self._report_start, job))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("run %s attempt %d of %s started", job.id, job.attempt, job.task.routine.id)
         assert self._executor is not None
@@ -307,14 +306,25 @@ class Worker:
         finally:
             self._finish(job)
 
+    def _report_start(self, job: jobs.Job) -> None:
+        assert job.started is not None
+        frame = directives.encode(
+            directives.RoutineStarting(
+                run_id=job.id, attempt=job.attempt, worker_id=self.worker_id, started_at=job.started
+            )
+        )
+        self._replay.add(self._send(frame), job.id, job.attempt, frame, final=False)
+
     def _finish(self, job: jobs.Job) -> None:
         if job.thread is not None and not job.thread.done():
             self._abandoned.add(job.thread)
             job.thread.add_done_callback(self._abandoned.discard)
         reason = job.cancel_reason
+        start_unsent = self._connection.forget((job.id, job.attempt))
         frame: str | None = None
         if reason != jobs.SUPERSEDED and reason != jobs.SHUTDOWN:
-            frame = self._reporter.final(job)  # before the job is gone: it may log for the run
+            # Before the job is gone: it may log for the run. A start not reported yet is reported in it.
+            frame = self._reporter.final(job, started_at=job.started if start_unsent else None)
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
             if self._draining and not self._jobs:

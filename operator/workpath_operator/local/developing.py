@@ -165,7 +165,10 @@ async def serve(
     """Run local mode until interrupted, or (``run`` given) until that one run finishes."""
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.replace(token=token)
-    store: stores.RunStore = stores.SqliteRunStore(settings.db) if settings.db else stores.MemoryRunStore()
+    keep = settings.finished_runs_kept
+    store: stores.RunStore = (
+        stores.SqliteRunStore(settings.db, keep=keep) if settings.db else stores.MemoryRunStore(keep=keep)
+    )
     service = serving.DirectiveService(
         settings=settings, store=store, authenticator=authenticating.SharedTokenAuthenticator(token)
     )

@@ -21,6 +21,7 @@ below the dispatcher in the import graph.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -138,21 +139,18 @@ class SubroutineTree:
     # ------------------------------------------------------ what happens to a child
 
     def started(self, child: runs.Run, session: sessions.WorkerSession, *, started_at: datetime.datetime) -> None:
-        """A child started: count it on its parent, tell the parent's worker."""
+        """A child started: count it on its parent, tell the parent's worker (when it next writes to it: a child
+        that ends before that is told of in its final report alone)."""
         parent = self._parent(child)
-        if parent is not None:
-            parent.children_running += 1
-            self._keeper.observer.run_changed(parent)
-        self._forward(
-            child,
-            directives.RoutineStarting(
-                run_id=child.run_id,
-                attempt=child.attempt,
-                request_id=child.request_id,
-                worker_id=session.worker_id,
-                started_at=started_at,
-            ),
-        )
+        if parent is None:
+            return
+        parent.children_running += 1
+        self._keeper.observer.run_changed(parent)
+        requester = self._requester(child, parent)
+        if requester is not None:
+            # One per child: a later attempt's start stands for an earlier one not written yet.
+            starting = functools.partial(_starting_frame, child, child.attempt, session.worker_id, started_at)
+            requester.defer(child.run_id, starting)
 
     def finished(self, child: runs.Run, *, was_running: bool) -> None:
         """A child finished: count it, answer the parent's worker, give the parent its slot back when due."""
@@ -171,6 +169,7 @@ class SubroutineTree:
         session = keeper.sessions.get(parent.worker) if parent.worker else None
         if session is None:
             return
+        session.forget(child.run_id)
         session.send(final_frame(child))
         if parent.waiting == 0 and parent.run_id in session.runs:
             keeper.occupy(parent, session)
@@ -211,13 +210,11 @@ class SubroutineTree:
     def _parent(self, child: runs.Run) -> runs.Run | None:
         return self._keeper.runs.get(child.parent_run_id) if child.parent_run_id else None
 
-    def _forward(self, child: runs.Run, payload: directives.Payload) -> None:
-        parent = self._parent(child)
-        if parent is None or parent.worker is None or child.parent_attempt != parent.attempt:
-            return
-        session = self._keeper.sessions.get(parent.worker)
-        if session is not None:
-            session.send(directives.encode(payload))
+    def _requester(self, child: runs.Run, parent: runs.Run) -> sessions.WorkerSession | None:
+        """The session of the worker running the parent attempt that asked for ``child``, if any."""
+        if parent.worker is None or child.parent_attempt != parent.attempt:
+            return None
+        return self._keeper.sessions.get(parent.worker)
 
 
 def resend_answers(session: sessions.WorkerSession) -> None:
@@ -230,7 +227,8 @@ def resend_answers(session: sessions.WorkerSession) -> None:
 
 
 def final_frame(child: runs.Run) -> str:
-    """The completed/failed directive forwarded to the worker that requested ``child``."""
+    """The completed/failed directive forwarded to the worker that requested ``child``, with where and when the
+    child started (its ``starting`` may not have been forwarded)."""
     assert child.completed_at is not None
     assert child.request_id is not None
     if child.phase is Phase.SUCCEEDED:
@@ -241,6 +239,8 @@ def final_frame(child: runs.Run) -> str:
                 request_id=child.request_id,
                 result=child.result,
                 completed_at=child.completed_at,
+                started_at=child.started_at,
+                worker_id=child.worker,
             )
         )
     return directives.encode(
@@ -250,6 +250,23 @@ def final_frame(child: runs.Run) -> str:
             request_id=child.request_id,
             error=child.error or directives.ErrorInfo(type=child.phase.value, message=child.message, retryable=False),
             completed_at=child.completed_at,
+            started_at=child.started_at,
+            worker_id=child.worker,
+        )
+    )
+
+
+def _starting_frame(
+    child: runs.Run, attempt: int, worker_id: directives.WorkerID, started_at: datetime.datetime
+) -> str:
+    """The ``starting`` of ``child``'s ``attempt``, forwarded to the worker that requested it."""
+    return directives.encode(
+        directives.RoutineStarting(
+            run_id=child.run_id,
+            attempt=attempt,
+            request_id=child.request_id,
+            worker_id=worker_id,
+            started_at=started_at,
         )
     )
 

@@ -33,6 +33,8 @@ class ReportHandlers:
         run = self._held(session, report.run_id, report.attempt, report.KEY)
         if run is None:
             return
+        if report.started_at is not None:  # the run's starting, folded into this report
+            self._dispatcher.start(run, session, started_at=report.started_at)
         if run.started_at is None:
             run.started_at = report.completed_at
         limit = self._max_result_bytes
@@ -59,6 +61,8 @@ class ReportHandlers:
         run = self._held(session, report.run_id, report.attempt, report.KEY)
         if run is None:
             return
+        if report.started_at is not None:  # the run's starting, folded into this report
+            self._dispatcher.start(run, session, started_at=report.started_at)
         if run.started_at is None:
             run.started_at = report.completed_at
         self._dispatcher.fail(run, report.error, completed_at=report.completed_at)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Hashable, Mapping, Set
 from typing import TYPE_CHECKING
 
 from workpath import directives
@@ -39,6 +39,7 @@ class WorkerSession:
         "_busy",
         "_connection",
         "_cordoned",
+        "_deferred",
         "_disowned",
         "_draining",
         "_durable",
@@ -79,6 +80,7 @@ class WorkerSession:
         self._misses = 0
         self._last_pulse: datetime.datetime | None = None
         self._outbox: collections.deque[str] = collections.deque()
+        self._deferred: dict[Hashable, Callable[[], str]] = {}
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -218,10 +220,12 @@ class WorkerSession:
         self._misses = 0
         self._disowned = set()
         self._outbox.clear()
+        self._deferred.clear()
 
     def disconnect(self) -> None:
         self._ws = None
         self._outbox.clear()
+        self._deferred.clear()
         self._wake.set()  # let the writer see the connection is gone
 
     def start_grace(self, timer: asyncio.TimerHandle) -> None:
@@ -291,14 +295,36 @@ class WorkerSession:
         self._outbox.append(frame)
         self._wake.set()
 
+    def defer(self, key: Hashable, frame: Callable[[], str]) -> None:
+        """Queue ``frame()`` when the writer next writes, unless :meth:`forget` comes first: for a frame a later
+        one may stand for (a sub-routine's forwarded ``starting``, when it ends before that goes out).
+
+        Only to a worker that asked for :data:`~workpath.directives.BATCHES`: any other gets ``frame()`` at once.
+        """
+        if self._ws is None:
+            return
+        if self._ws.ws_protocol != directives.BATCHES:
+            self.send(frame())
+            return
+        self._deferred[key] = frame
+        self._wake.set()
+
+    def forget(self, key: Hashable) -> None:
+        """Drop the frame :meth:`defer` left under ``key``, if it is not written yet."""
+        self._deferred.pop(key, None)
+
     async def write(self, ws: web.WebSocketResponse) -> None:
         """Drain the outbox into ``ws`` until the connection changes or closes."""
         outbox = self._outbox
         wake = self._wake
         batching = ws.ws_protocol == directives.BATCHES
+        deferred = self._deferred
         while self._ws is ws:
             await wake.wait()
             wake.clear()
+            if deferred:
+                outbox.extend(frame() for frame in deferred.values())
+                deferred.clear()
             if batching:
                 for frame in directives.batches(outbox):
                     await ws.send_str(frame)

@@ -51,7 +51,8 @@ class ServiceSettings(settings.Settings):
     (backpressure: nothing is dropped)."""
 
     finished_runs_kept: int = pydantic.Field(default=10_000, ge=0)
-    """Finished runs kept in memory to answer late or repeated reports."""
+    """Finished runs kept in memory, the oldest forgotten first: to answer late or repeated reports, clients
+    awaiting a run by ID, and (local mode) ``workpath get``/``logs`` with the runs' log lines."""
 
     settle_seconds: float = pydantic.Field(default=10.0, ge=0)
     """After a restart with runs to recover, seconds to wait for their workers to reconnect before
