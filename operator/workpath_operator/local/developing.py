@@ -156,6 +156,13 @@ async def wait_for_workers(service: serving.DirectiveService, count: int, *, wit
         await asyncio.sleep(0.02)
 
 
+def run_store(settings: LocalSettings) -> stores.RunStore:
+    """Where local mode keeps its runs: in memory (or also in ``--db``), the last ``finished_runs_kept`` finished
+    ones with their logs."""
+    keep = settings.finished_runs_kept
+    return stores.SqliteRunStore(settings.db, keep=keep) if settings.db else stores.MemoryRunStore(keep=keep)
+
+
 async def serve(
     modules: Sequence[str],
     *,
@@ -165,10 +172,7 @@ async def serve(
     """Run local mode until interrupted, or (``run`` given) until that one run finishes."""
     token = settings.token or secrets.token_urlsafe(24)
     settings = settings.replace(token=token)
-    keep = settings.finished_runs_kept
-    store: stores.RunStore = (
-        stores.SqliteRunStore(settings.db, keep=keep) if settings.db else stores.MemoryRunStore(keep=keep)
-    )
+    store = run_store(settings)
     service = serving.DirectiveService(
         settings=settings, store=store, authenticator=authenticating.SharedTokenAuthenticator(token)
     )
