@@ -335,6 +335,9 @@ class _Direction:
         union = Annotated[Union[envelopes], pydantic.Field(discriminator="payloadKey")]  # type: ignore[valid-type]  # noqa: UP007
         self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(union)
         self.batch: pydantic.TypeAdapter[list[Any]] = pydantic.TypeAdapter(list[union])
+        # The adapters' validators called directly: their Python wrappers cost ~0.2 µs a frame.
+        self.validate_json = self.adapter.validator.validate_json
+        self.validate_batch = self.batch.validator.validate_json
         self.origin = origin
         self.keys = ", ".join(sorted({m.KEY for m in members}))
 
@@ -355,8 +358,9 @@ def decoder(members: tuple[type[Payload], ...], *, origin: str) -> Callable[[str
 
 
 def encode(payload: Payload) -> str:
-    """The frame text for one directive."""
-    return payload._prefix + payload.model_dump_json() + "}"
+    """The frame text for one directive (pydantic's serializer called directly: ``model_dump_json`` around it
+    costs half as much again, on every directive)."""
+    return payload._prefix + payload.__pydantic_serializer__.to_json(payload).decode() + "}"
 
 
 def decode_from_worker(frame: str | bytes) -> Payload:
@@ -415,7 +419,7 @@ def decode_batch_from_service(frame: str | bytes) -> list[Payload | errors.Direc
 
 def _decode_batch(direction: _Direction, frame: str | bytes) -> list[Payload | errors.DirectiveError]:
     try:
-        envelopes = direction.batch.validate_json(frame)
+        envelopes = direction.validate_batch(frame)
     except pydantic.ValidationError:
         return _decode_each(direction, frame)
     if not envelopes:
@@ -443,7 +447,7 @@ def _decode_each(direction: _Direction, frame: str | bytes) -> list[Payload | er
 
 def _decode(direction: _Direction, frame: str | bytes) -> Payload:
     try:
-        envelope = direction.adapter.validate_json(frame)
+        envelope = direction.validate_json(frame)
     except pydantic.ValidationError as exc:
         raise _explain(exc, direction) from None
     payload: Payload = envelope.payload
