@@ -11,6 +11,7 @@ import os
 import pathlib
 import signal
 import socket
+import sys
 from typing import Protocol
 
 
@@ -47,9 +48,9 @@ class Side(Protocol):
     async def run(self, workload: Workload, count: int) -> Outcome: ...
 
 
-async def settle(*, window: float = 0.05, busy: float = 0.02, within: float = 5.0) -> float:
-    """Wait until every process this one started (and theirs) is idle: under ``busy`` of a CPU over ``window``
-    seconds; give up after ``within``. Return the seconds waited.
+async def settle(*, window: float = 0.05, quiet: int = 2, busy: float = 0.02, within: float = 5.0) -> float:
+    """Wait until every process this one started (and theirs) is idle: under ``busy`` of a CPU over ``quiet``
+    windows of ``window`` seconds in a row; give up after ``within``, saying so. Return the seconds waited.
 
     Both sides' servers and clients are children of the bench, so this covers what either side may still be doing
     after its last result (Celery's worker acknowledging, workpath's service dropping finished runs).
@@ -57,11 +58,19 @@ async def settle(*, window: float = 0.05, busy: float = 0.02, within: float = 5.
     loop = asyncio.get_running_loop()
     started = loop.time()
     before = _cpu_seconds(_descendants(os.getpid()))
-    while loop.time() - started < within:
+    if not before:
+        print("settle: no child process to watch; starting at once", file=sys.stderr)
+        return 0.0
+    calm = 0
+    while calm < quiet:
+        if loop.time() - started > within:
+            print(f"settle: still busy after {within:g} s; starting anyway", file=sys.stderr)
+            break
         await asyncio.sleep(window)
         now = _cpu_seconds(_descendants(os.getpid()))
-        if now - before < busy * window:
-            break
+        # Only the processes seen both times: one that ended meanwhile takes its CPU time with it.
+        used = sum(max(0.0, now[pid] - before[pid]) for pid in now.keys() & before.keys())
+        calm = calm + 1 if used < busy * window else 0
         before = now
     return loop.time() - started
 
@@ -81,14 +90,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU time the threads of ``pids`` have run, in seconds (``schedstat``: nanoseconds, not clock ticks)."""
-    total = 0
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU time the threads of each of ``pids`` have run, in seconds (``schedstat``: nanoseconds, not clock ticks)."""
+    seconds = {}
     for pid in pids:
+        total = 0
         for stat in glob.glob(f"/proc/{pid}/task/*/schedstat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 total += int(pathlib.Path(stat).read_text().split()[0])
-    return total / 1e9
+        seconds[pid] = total / 1e9
+    return seconds
 
 
 def free_port() -> int:

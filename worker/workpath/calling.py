@@ -139,9 +139,9 @@ class Calls:
 
 
 def _started(call: contexts.SubroutineCall, report: directives.RoutineCompleted | directives.RoutineFailed) -> None:
-    """What a child's final report says of its start, for a call whose ``starting`` did not come on its own."""
-    call.run_id = report.run_id
-    if report.worker_id is not None:
-        call.worker_id = report.worker_id
+    """What a child's final report says of its start, for a call whose ``starting`` did not come on its own (a
+    child that never started, or a request refused, leaves the call as it was)."""
     if report.started_at is not None:
+        call.run_id = report.run_id
+        call.worker_id = report.worker_id
         call.started_at = report.started_at

@@ -47,7 +47,7 @@ class ReplayBuffer:
     """Reports sent (or to send) that the service has not yet confirmed.
 
     Entries are ``(index, run_id, attempt, frame, final)`` in the order sent, so that
-    confirming ``received`` frames pops from the left: O(confirmed), no scan. A
+    confirming ``received`` directives pops from the left: O(confirmed), no scan. A
     final (completed/failed/released) keeps its run "held" (listed in ``v1.ready``)
     until it is confirmed; a ``starting`` report is only replayed.
     """
@@ -73,7 +73,7 @@ class ReplayBuffer:
             self._held[run_id] = attempt
 
     def confirm(self, received: int) -> int:
-        """Forget the reports among the first ``received`` frames; return how many."""
+        """Forget the reports among the first ``received`` directives sent; return how many."""
         entries = self._entries
         held = self._held
         count = 0
@@ -156,11 +156,10 @@ class Connection:
         report a later one may stand for (a run's ``starting``, when the run ends before it goes out).
 
         Only a service that chose :data:`~workpath.directives.BATCHES` takes a final report as standing for the
-        run's ``starting`` too; to any other, ``send`` is called at once.
+        run's ``starting`` too; to any other, and while disconnected (the report then waits in the replay
+        buffer), ``send`` is called at once.
         """
-        if self._ws is None:
-            return
-        if not self._batching:
+        if self._ws is None or not self._batching:
             send()
             return
         self._deferred[key] = send
@@ -271,7 +270,7 @@ class Connection:
                 task.cancel()
             await asyncio.wait(tasks)
             self._outbox.clear()
-            self._deferred.clear()
+            self._send_deferred()  # now unsent: kept by the replay buffer for the next connection
             with contextlib.suppress(Exception):
                 await ws.close()
             self._on_close()
@@ -323,27 +322,25 @@ class Connection:
     async def _write(self, ws: Socket) -> None:
         """The single writer: send queued frames in order; end once stopping and flushed."""
         outbox = self._outbox
-        deferred = self._deferred
         wake = self._wake
         batching = ws.protocol == directives.BATCHES
         while True:
-            if deferred:
-                sends = list(deferred.values())
-                deferred.clear()
-                for send in sends:
-                    send()
-            if batching:
-                for frame in directives.batches(outbox):
-                    await ws.send_str(frame)
-            else:
-                while outbox:
-                    await ws.send_str(outbox.popleft())
-            if deferred:
-                continue  # deferred while the frames were written
+            if self._deferred:  # before every frame: a report deferred waits for one frame at most
+                self._send_deferred()
+            if outbox:
+                await ws.send_str(directives.next_frame(outbox) if batching else outbox.popleft())
+                continue
             if self._stopping:
                 return
             wake.clear()
             await wake.wait()
+
+    def _send_deferred(self) -> None:
+        """Send what :meth:`defer` left, in the order it was left."""
+        sends = list(self._deferred.values())
+        self._deferred.clear()
+        for send in sends:
+            send()
 
     async def _watch(self) -> str:
         """End when the service has sent nothing for ``silence_timeout`` (it pulses regularly)."""

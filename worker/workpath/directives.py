@@ -1,8 +1,9 @@
 """The directive protocol between workers and the directive service.
 
-Every message is one JSON text frame ``{"payloadKey": str, "payload": object}``.
-Each payloadKey has one payload model here; both sides import these models and
-nothing else builds directive dicts by hand.
+A directive is one JSON object ``{"payloadKey": str, "payload": object}``, one per text
+frame, or several per frame (a JSON array) on a connection that negotiated
+:data:`BATCHES`. Each payloadKey has one payload model here; both sides import these
+models and nothing else builds directive dicts by hand.
 
 Names say the direction: models a worker sends are accepted by
 :func:`decode_from_worker`, models the service sends by :func:`decode_from_service`.
@@ -21,7 +22,7 @@ import collections
 import datetime
 import enum
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, NewType, TypeVar, Union
 
 import pydantic
@@ -38,12 +39,17 @@ A worker offers it when it connects; a service that chose it may send batches to
 it sends and reads one directive per frame (an outsider's worker written without it works the same).
 """
 
-BATCH_BYTES: Final = 32 << 10
-"""The size in characters a batch frame stays under (a directive larger than this leaves alone)."""
+BATCH_CHARACTERS: Final = 32 << 10
+"""The length a writer keeps a batch frame's text under (a directive that long leaves in a frame of its own)."""
 
 BATCH_DIRECTIVES: Final = 32
-"""Directives one batch frame carries at most: a long run of them leaves as several frames, so that the reader
-works on the first while the writer still writes the rest (a fan-out's 1,000 requests)."""
+"""Directives one batch frame carries at most; a reader refuses a longer batch whole. A long run of directives
+leaves as several frames, so that the reader works on the first while the writer still writes the rest (a
+fan-out's 1,000 requests)."""
+
+MAX_BATCH_BYTES: Final = 4 * BATCH_CHARACTERS
+"""The size in bytes over which a reader refuses a batch frame whole, unread (what a writer keeping
+:data:`BATCH_CHARACTERS` can reach when every character takes four bytes)."""
 
 RunID = NewType("RunID", str)
 WorkerID = NewType("WorkerID", str)
@@ -378,24 +384,20 @@ def encode_batch(frames: list[str]) -> str:
     return "[" + ",".join(frames) + "]"
 
 
-def batches(frames: collections.deque[str]) -> Iterator[str]:
-    """Frames to write for the encoded directives queued in ``frames``, taken from it as they go.
-
-    Runs of directives become batch frames of at most :data:`BATCH_DIRECTIVES` directives and
-    :data:`BATCH_BYTES` characters; a directive alone, or too large to share a frame, is written as it is.
-    """
-    while frames:
-        first = frames.popleft()
-        if not frames or len(first) >= BATCH_BYTES:
-            yield first
-            continue
-        batch = [first]
-        size = len(first)
-        while frames and len(batch) < BATCH_DIRECTIVES and size + len(frames[0]) < BATCH_BYTES:
-            frame = frames.popleft()
-            batch.append(frame)
-            size += len(frame) + 1
-        yield encode_batch(batch) if len(batch) > 1 else first
+def next_frame(frames: collections.deque[str]) -> str:
+    """The next frame to write for the encoded directives queued in ``frames`` (taken from it): a batch of those
+    at its head, at most :data:`BATCH_DIRECTIVES` and under :data:`BATCH_CHARACTERS`, or one directive alone when
+    it is the only one or too long to share a frame."""
+    first = frames.popleft()
+    if not frames or len(first) >= BATCH_CHARACTERS:
+        return first
+    batch = [first]
+    size = len(first) + 2
+    while frames and len(batch) < BATCH_DIRECTIVES and size + len(frames[0]) < BATCH_CHARACTERS:
+        frame = frames.popleft()
+        batch.append(frame)
+        size += len(frame) + 1
+    return encode_batch(batch) if len(batch) > 1 else first
 
 
 def is_batch(frame: str | bytes) -> bool:
@@ -418,31 +420,42 @@ def decode_batch_from_service(frame: str | bytes) -> list[Payload | errors.Direc
 
 
 def _decode_batch(direction: _Direction, frame: str | bytes) -> list[Payload | errors.DirectiveError]:
+    size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
+    if size > MAX_BATCH_BYTES:
+        return [_refused_batch(f"a batch frame of {size} bytes is over the {MAX_BATCH_BYTES}-byte limit")]
     try:
         envelopes = direction.validate_batch(frame)
     except pydantic.ValidationError:
         return _decode_each(direction, frame)
     if not envelopes:
         return [errors.DirectiveError(ErrorCode.BAD_ENVELOPE, _EMPTY_BATCH)]
+    if len(envelopes) > BATCH_DIRECTIVES:
+        return [_refused_batch(f"a batch of {len(envelopes)} directives is over the limit of {BATCH_DIRECTIVES}")]
     return [envelope.payload for envelope in envelopes]
 
 
 def _decode_each(direction: _Direction, frame: str | bytes) -> list[Payload | errors.DirectiveError]:
     """A batch with something wrong in it, one directive at a time: the good ones are taken, each bad one is
-    answered with its own error."""
+    answered with its own error. Each is parsed again alone, so that it meets the limits a lone frame meets."""
     try:
         items = json.loads(frame)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         return [errors.DirectiveError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}")]
     if not isinstance(items, list) or not items:
         return [errors.DirectiveError(ErrorCode.BAD_ENVELOPE, _EMPTY_BATCH)]
+    if len(items) > BATCH_DIRECTIVES:
+        return [_refused_batch(f"a batch of {len(items)} directives is over the limit of {BATCH_DIRECTIVES}")]
     decoded: list[Payload | errors.DirectiveError] = []
     for item in items:
         try:
-            decoded.append(direction.adapter.validate_python(item).payload)
-        except pydantic.ValidationError as exc:
-            decoded.append(_explain(exc, direction))
+            decoded.append(_decode(direction, json.dumps(item)))
+        except errors.DirectiveError as exc:
+            decoded.append(exc)
     return decoded
+
+
+def _refused_batch(why: str) -> errors.DirectiveError:
+    return errors.DirectiveError(ErrorCode.FRAME_TOO_LARGE, f"{why}: none of its directives was taken")
 
 
 def _decode(direction: _Direction, frame: str | bytes) -> Payload:

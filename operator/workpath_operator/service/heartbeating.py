@@ -4,9 +4,9 @@ Each round sends ``v1.heartbeat.check_pulse`` to every connected worker. A worke
 ``heartbeat_misses`` pulses in a row unanswered is unresponsive: its runs are queued again and its connection is
 closed. A worker's ``give_pulse`` answers a check, or (with no ID) says its status changed.
 
-A pulse's ``received`` tells the worker which of its frames it may forget (its final reports above all), so it
-counts only frames whose effect the store has *written*: a service killed right after confirming a report must not
-lose what the worker then forgets (the run would be queued again and run twice). Each round notes the frames read
+A pulse's ``received`` tells the worker which of its directives it may forget (its final reports above all), so it
+counts only directives whose effect the store has *written*: a service killed right after confirming a report must not
+lose what the worker then forgets (the run would be queued again and run twice). Each round notes the directives read
 on every connection and asks the store for a barrier; once it resolves, those frames are durable, and the next
 round's pulses confirm them. Pulses stay on time for liveness; confirmation lags the reading by at most a round
 (not at all with a store that is written at once). A worker that starts draining gets a barrier and, once it

@@ -197,12 +197,12 @@ class DirectiveService:
                     directives.decode_batch_from_worker(data) if batch else (_decoded(decode, data),)
                 )
                 budget -= len(items)
-                if budget <= 0:
+                while budget <= 0:  # a batch may overdraw the budget: the next window pays it back
                     now = loop.time()
                     if now < window_end:
                         await asyncio.sleep(window_end - now)
-                    window_end = loop.time() + 1.0
-                    budget = settings.max_frames_per_second
+                    window_end = max(window_end, loop.time()) + 1.0
+                    budget += settings.max_frames_per_second
                 for payload in items:
                     if session is not None:
                         session.frame_received()
@@ -321,8 +321,13 @@ def _decoded(decode: Callable[[bytes], directives.Payload], data: bytes) -> dire
 
 
 def _size(payload: directives.Payload) -> int:
-    """The size of one directive of a batch, as it would be alone in a frame."""
-    return len(directives.encode(payload))
+    """The size in bytes of one directive of a batch, as it would be alone in a frame."""
+    try:
+        return len(directives.encode(payload).encode())
+    except ValueError as exc:  # pydantic cannot write it back (it read it, within the parser's limits)
+        raise errors.DirectiveError(
+            directives.ErrorCode.INVALID_PAYLOAD, f"invalid {payload.KEY} payload: {exc}", in_reply_to=payload.KEY
+        ) from None
 
 
 def _handlers(

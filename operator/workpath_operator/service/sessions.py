@@ -256,11 +256,11 @@ class WorkerSession:
         return self._last_pulse
 
     def frames_read(self) -> tuple[int, int]:
-        """(this connection's number, the frames read on it so far): what a store barrier taken now covers."""
+        """(this connection's number, the directives read on it so far): what a store barrier taken now covers."""
         return self._connection, self._received
 
     def made_durable(self, connection: int, received: int) -> None:
-        """The effects of the first ``received`` frames of ``connection`` are written: pulses may confirm them."""
+        """The effects of the first ``received`` directives of ``connection`` are written: pulses may confirm them."""
         if connection == self._connection and received > self._durable:
             self._durable = received
 
@@ -322,14 +322,12 @@ class WorkerSession:
         while self._ws is ws:
             await wake.wait()
             wake.clear()
-            if deferred:
-                outbox.extend(frame() for frame in deferred.values())
-                deferred.clear()
             if batching:
-                for frame in directives.batches(outbox):
-                    await ws.send_str(frame)
-                    if self._ws is not ws:
-                        return
+                while self._ws is ws and (outbox or deferred):
+                    if deferred:  # before every frame: a frame deferred waits for one frame at most
+                        outbox.extend(frame() for frame in deferred.values())
+                        deferred.clear()
+                    await ws.send_str(directives.next_frame(outbox))
                 continue
             if len(outbox) == 1:
                 await ws.send_str(outbox.popleft())

@@ -41,14 +41,14 @@ class ServiceSettings(settings.Settings):
     """Seconds a disconnected worker keeps its runs, waiting for it to reconnect."""
 
     max_frame_bytes: int = pydantic.Field(default=1 << 20, ge=1)
-    """Largest directive frame accepted; larger ones are refused with 'v1.error'."""
+    """Largest directive accepted, alone in a frame or in a batch; larger ones are refused with 'v1.error'."""
 
     max_result_bytes: int = pydantic.Field(default=64 << 10, ge=1)
     """Largest routine result accepted; a larger one fails the run, not retryable."""
 
     max_frames_per_second: int = pydantic.Field(default=200_000, ge=1)
-    """Per-connection input rate; above it the service stops reading for a while
-    (backpressure: nothing is dropped)."""
+    """Per-connection input rate, in directives (those of a batch each count); above it the service stops
+    reading for a while (backpressure: nothing is dropped)."""
 
     finished_runs_kept: int = pydantic.Field(default=10_000, ge=0)
     """Finished runs kept in memory, the oldest forgotten first: to answer late or repeated reports, clients
