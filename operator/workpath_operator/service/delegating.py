@@ -71,8 +71,11 @@ class SubroutineTree:
 
     # ------------------------------------------------------- directives of a worker
 
-    def request(self, session: sessions.WorkerSession, request: directives.RequestSubroutine) -> None:
-        """A running routine asks for a sub-routine (``v1.routine.request``)."""
+    def request(
+        self, session: sessions.WorkerSession, request: directives.RequestSubroutine, *, size: int | None = None
+    ) -> None:
+        """A running routine asks for a sub-routine (``v1.routine.request``); ``size``: the request's in bytes, if
+        known (params in a request no larger than their limit need no measuring)."""
         keeper = self._keeper
         parent = session.runs.get(request.parent_run_id)
         if parent is None:
@@ -89,7 +92,7 @@ class SubroutineTree:
             if child.phase.finished:
                 session.send(final_frame(child))
             return  # a replay after a reconnect: the child exists already
-        refusal = self._refusal(parent, request)
+        refusal = self._refusal(parent, request, size)
         if refusal is not None:
             session.send(refusal)
             return
@@ -104,8 +107,10 @@ class SubroutineTree:
             keeper.vacate(parent, session)
         keeper.enqueue(child)
 
-    def _refusal(self, parent: runs.Run, request: directives.RequestSubroutine) -> str | None:
+    def _refusal(self, parent: runs.Run, request: directives.RequestSubroutine, size: int | None) -> str | None:
         """The failure that answers a request over a limit (the routine sees it as the child's), or None."""
+        if parent.waiting < self._max_open and size is not None and size <= self._max_params_bytes:
+            return None  # its params are smaller than the request that carries them
         if parent.waiting >= self._max_open:
             limit, kind = limiting.Limit.OPEN_SUBROUTINES, limiting.TOO_MANY_SUBROUTINES
             message: str | None = (

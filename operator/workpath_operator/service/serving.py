@@ -340,7 +340,7 @@ def _handlers(
         directives.RoutineStarting: lambda s, p, n: reports.starting(s, p),
         directives.RoutineCompleted: lambda s, p, n: reports.completed(s, p, size=n),
         directives.RoutineFailed: lambda s, p, n: reports.failed(s, p),
-        directives.RequestSubroutine: lambda s, p, n: tree.request(s, p),
+        directives.RequestSubroutine: lambda s, p, n: tree.request(s, p, size=n),
         directives.GivePulse: heartbeat.pulse_given,
         directives.Log: lambda s, p, n: reports.log(s, p, size=n),
         directives.Released: lambda s, p, n: reports.released(s, p),
