@@ -19,11 +19,12 @@ a process of Celery's virtualenv. ``scripts/setup-celery-bench.sh`` installs red
 are skipped with the reason. Repetitions alternate the sides (which goes first alternates too); the table shows
 medians, the ratios, and the targets: >= 20x Celery's throughput, >= 5x lower p99 latency, >= 20x faster fan-out.
 
-Each measured run starts as soon as every process of both sides is idle (under 2% of a CPU over 50 ms), so that
+Each measured run starts once every process of both sides is idle (under 2% of a CPU in two 50 ms windows), so that
 neither side still works while the other is measured. ``--rest SECONDS`` leaves them idle that much longer first:
-it shows what a workload costs on a system that was idle. Where the kernel packs processes that were idle onto
-one CPU for a while (this 2-vCPU VM does, after ~0.1 s), a workload of a few tens of milliseconds started after a
-rest runs its service and worker on one core: workpath's fan-out takes ~40 ms at once and ~60 ms after 1 s.
+it shows what a workload costs on a system that was idle longer. Where the kernel packs processes that were idle
+onto one CPU for a while (this 2-vCPU VM does, after ~0.1 s), a workload of a few tens of milliseconds started
+after a rest runs its service and worker on one core at first: workpath's fan-out takes ~40 ms when repeated
+back to back, and ~55 ms here, whether started 0.1 s or 1 s after the last run.
 """
 
 from __future__ import annotations
