@@ -23,12 +23,14 @@ from typing import Any
 
 import pydantic
 
+from workpath.clients import targets
 from workpath_operator.service import aiotasks, authenticating, dispatching, runs, serving, settings, stores
 
 logger = logging.getLogger("workpath.dev")
 
-#: Where the URL and token are written for ``workpath run`` / ``workpath logs``.
-STATE_FILE = pathlib.Path(".workpath") / "dev.json"
+#: Where the URL and token are written for ``workpath run`` / ``workpath logs`` (and ``Client.local``), which read
+#: it at the same place.
+STATE_FILE = targets.STATE_FILE
 
 #: Seconds workers get to finish their runs when ``workpath dev`` stops.
 DRAIN_TIMEOUT = 10.0
