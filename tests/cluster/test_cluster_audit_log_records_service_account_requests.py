@@ -6,17 +6,22 @@ from __future__ import annotations
 import kubernetes.client
 import pytest
 
-from tests.cluster import audit, controlplane, waiting
+from tests.cluster import audit, controlplane, models, waiting
 
 
 def test_requests_of_a_service_account_are_in_the_audit_log(
     k8s_cluster: controlplane.Cluster, k8s_api: kubernetes.client.ApiClient, k8s_namespace: str
 ) -> None:
     core = kubernetes.client.CoreV1Api(k8s_api)
-    core.create_namespaced_service_account(k8s_namespace, {"metadata": {"name": "auditee"}})
-    token = core.create_namespaced_service_account_token(
-        "auditee", k8s_namespace, {"spec": {"expirationSeconds": 600}}
-    ).status.token
+    core.create_namespaced_service_account(
+        k8s_namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": "auditee"}})
+    )
+    request = core.create_namespaced_service_account_token(
+        "auditee",
+        k8s_namespace,
+        kubernetes.client.AuthenticationV1TokenRequest.model_validate({"spec": {"expirationSeconds": 600}}),
+    )
+    token = models.required(models.required(request.status).token)
     configuration = k8s_cluster.configuration()
     configuration.api_key = {"BearerToken": token}
     user = f"system:serviceaccount:{k8s_namespace}:auditee"

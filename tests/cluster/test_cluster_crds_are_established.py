@@ -7,25 +7,27 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from tests.cluster import manifests
+from tests.cluster import manifests, models
 
 
 @pytest.mark.parametrize("name", ["routines.workpath.dev", "workerpools.workpath.dev"])
 def test_crd_is_established_with_accepted_names(k8s_api: kubernetes.client.ApiClient, name: str) -> None:
     crd = kubernetes.client.ApiextensionsV1Api(k8s_api).read_custom_resource_definition(name)
-    conditions = {c.type: c.status for c in crd.status.conditions}
+    conditions = {c.type: c.status for c in models.required(models.required(crd.status).conditions)}
     assert conditions["Established"] == "True"
     assert conditions["NamesAccepted"] == "True"
 
 
 def test_routine_spec_defaults_are_filled_in(k8s_api: kubernetes.client.ApiClient, k8s_namespace: str) -> None:
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
-    created = objects.create_namespaced_custom_object(
-        manifests.GROUP,
-        manifests.VERSION,
-        k8s_namespace,
-        manifests.ROUTINES,
-        manifests.routine("defaults", routineID="reports.build"),
+    created = models.json_object(
+        objects.create_namespaced_custom_object(
+            manifests.GROUP,
+            manifests.VERSION,
+            k8s_namespace,
+            manifests.ROUTINES,
+            manifests.routine("defaults", routineID="reports.build"),
+        )
     )
     assert created["spec"] == {
         "routineID": "reports.build",
@@ -37,12 +39,16 @@ def test_routine_spec_defaults_are_filled_in(k8s_api: kubernetes.client.ApiClien
 
 def test_worker_pool_spec_defaults_are_filled_in(k8s_api: kubernetes.client.ApiClient, k8s_namespace: str) -> None:
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
-    created = objects.create_namespaced_custom_object(
-        manifests.GROUP,
-        manifests.VERSION,
-        k8s_namespace,
-        manifests.WORKER_POOLS,
-        manifests.worker_pool("defaults", image="workpath:dev", modules=["examples.reports"], routines=["reports.*"]),
+    created = models.json_object(
+        objects.create_namespaced_custom_object(
+            manifests.GROUP,
+            manifests.VERSION,
+            k8s_namespace,
+            manifests.WORKER_POOLS,
+            manifests.worker_pool(
+                "defaults", image="workpath:dev", modules=["examples.reports"], routines=["reports.*"]
+            ),
+        )
     )
     assert created["spec"] == {
         "image": "workpath:dev",
@@ -70,12 +76,14 @@ def test_routine_status_result_keeps_any_json_value(
         manifests.ROUTINES,
         manifests.routine("result", routineID="reports.build"),
     )
-    patched = objects.patch_namespaced_custom_object_status(
-        manifests.GROUP,
-        manifests.VERSION,
-        k8s_namespace,
-        manifests.ROUTINES,
-        "result",
-        {"status": {"phase": "Succeeded", "result": result, "runTimeSeconds": 1.25}},
+    patched = models.json_object(
+        objects.patch_namespaced_custom_object_status(
+            manifests.GROUP,
+            manifests.VERSION,
+            k8s_namespace,
+            manifests.ROUTINES,
+            "result",
+            {"status": {"phase": "Succeeded", "result": result, "runTimeSeconds": 1.25}},
+        )
     )
     assert patched["status"] == {"phase": "Succeeded", "result": result, "runTimeSeconds": 1.25}

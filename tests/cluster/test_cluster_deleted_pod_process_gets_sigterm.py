@@ -21,7 +21,7 @@ def _start(
 ) -> str:
     """Create the pod and wait until its process runs and has said "started" (its signal handler is set)."""
     name: str = pod["metadata"]["name"]
-    core.create_namespaced_pod(namespace, pod)
+    core.create_namespaced_pod(namespace, kubernetes.client.V1Pod.model_validate(pod))
     process_kubelet.wait_for_process(namespace, name)
     waiting.wait_for(
         lambda: "started" in process_kubelet.logs(namespace, name), timeout=30, what=f"pod {name} to say started"

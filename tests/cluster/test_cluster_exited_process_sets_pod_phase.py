@@ -5,7 +5,7 @@ from __future__ import annotations
 import kubernetes.client
 import pytest
 
-from tests.cluster import kubelet, manifests, waiting
+from tests.cluster import kubelet, manifests, models, waiting
 
 
 @pytest.mark.parametrize(
@@ -27,16 +27,19 @@ def test_exited_process_sets_pod_phase_and_exit_code(
     reason: str,
 ) -> None:
     core = kubernetes.client.CoreV1Api(k8s_api)
-    core.create_namespaced_pod(k8s_namespace, manifests.python_pod("exits", code))
-
-    pod = waiting.wait_for(
-        lambda: (found := core.read_namespaced_pod("exits", k8s_namespace)).status.phase == phase and found,
-        timeout=30,
-        what=f"pod exits to be {phase}",
+    core.create_namespaced_pod(
+        k8s_namespace, kubernetes.client.V1Pod.model_validate(manifests.python_pod("exits", code))
     )
 
-    terminated = pod.status.container_statuses[0].state.terminated
+    def ended() -> kubernetes.client.V1Pod | None:
+        found = core.read_namespaced_pod("exits", k8s_namespace)
+        return found if models.required(found.status).phase == phase else None
+
+    status = models.required(waiting.wait_for(ended, timeout=30, what=f"pod exits to be {phase}").status)
+
+    container = models.required(status.container_statuses)[0]
+    terminated = models.required(models.required(container.state).terminated)
     assert (terminated.exit_code, terminated.reason) == (exit_code, reason)
-    assert pod.status.container_statuses[0].ready is False
-    assert not any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+    assert container.ready is False
+    assert not any(c.type == "Ready" and c.status == "True" for c in models.required(status.conditions))
     assert process_kubelet.logs(k8s_namespace, "exits") == "bye\n"

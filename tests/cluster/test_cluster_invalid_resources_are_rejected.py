@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from tests.cluster import manifests
+from tests.cluster import manifests, models
 
 
 def _rejection(api: kubernetes.client.ApiClient, namespace: str, plural: str, body: dict[str, Any]) -> str:
@@ -17,7 +17,7 @@ def _rejection(api: kubernetes.client.ApiClient, namespace: str, plural: str, bo
     with pytest.raises(kubernetes.client.ApiException) as raised:
         objects.create_namespaced_custom_object(manifests.GROUP, manifests.VERSION, namespace, plural, body)
     assert raised.value.status == 422, raised.value.body
-    message: str = json.loads(raised.value.body)["message"]
+    message: str = json.loads(models.required(raised.value.body))["message"]
     return message
 
 
@@ -82,7 +82,7 @@ def test_routine_with_unknown_phase_is_rejected(k8s_api: kubernetes.client.ApiCl
     assert raised.value.status == 422
     assert (
         'status.phase: Unsupported value: "Done": supported values: "Pending", "Running", "Succeeded", '
-        '"Failed", "Cancelled"' in json.loads(raised.value.body)["message"]
+        '"Failed", "Cancelled"' in json.loads(models.required(raised.value.body))["message"]
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kubernetes.client
 
-from tests.cluster import lookups, manifests, waiting
+from tests.cluster import lookups, manifests, models, waiting
 
 
 def test_children_of_deleted_routine_are_garbage_collected(
@@ -13,7 +13,9 @@ def test_children_of_deleted_routine_are_garbage_collected(
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
     core = kubernetes.client.CoreV1Api(k8s_api)
     routines = (manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.ROUTINES)
-    parent = objects.create_namespaced_custom_object(*routines, manifests.routine("parent", routineID="reports.build"))
+    parent = models.json_object(
+        objects.create_namespaced_custom_object(*routines, manifests.routine("parent", routineID="reports.build"))
+    )
     owner = {
         "apiVersion": manifests.API_VERSION,
         "kind": "Routine",
@@ -26,7 +28,10 @@ def test_children_of_deleted_routine_are_garbage_collected(
     child["metadata"]["ownerReferences"] = [owner]
     objects.create_namespaced_custom_object(*routines, child)
     core.create_namespaced_config_map(
-        k8s_namespace, {"metadata": {"name": "parent-data", "ownerReferences": [owner]}, "data": {"k": "v"}}
+        k8s_namespace,
+        kubernetes.client.V1ConfigMap.model_validate(
+            {"metadata": {"name": "parent-data", "ownerReferences": [owner]}, "data": {"k": "v"}}
+        ),
     )
 
     objects.delete_namespaced_custom_object(*routines, "parent")
@@ -47,10 +52,17 @@ def test_objects_without_owner_are_kept(k8s_api: kubernetes.client.ApiClient, k8
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
     core = kubernetes.client.CoreV1Api(k8s_api)
     routines = (manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.ROUTINES)
-    parent = objects.create_namespaced_custom_object(*routines, manifests.routine("parent", routineID="a"))
+    parent = models.json_object(
+        objects.create_namespaced_custom_object(*routines, manifests.routine("parent", routineID="a"))
+    )
     owned = {"apiVersion": manifests.API_VERSION, "kind": "Routine", "name": "parent", "uid": parent["metadata"]["uid"]}
-    core.create_namespaced_config_map(k8s_namespace, {"metadata": {"name": "owned", "ownerReferences": [owned]}})
-    core.create_namespaced_config_map(k8s_namespace, {"metadata": {"name": "unowned"}})
+    core.create_namespaced_config_map(
+        k8s_namespace,
+        kubernetes.client.V1ConfigMap.model_validate({"metadata": {"name": "owned", "ownerReferences": [owned]}}),
+    )
+    core.create_namespaced_config_map(
+        k8s_namespace, kubernetes.client.V1ConfigMap.model_validate({"metadata": {"name": "unowned"}})
+    )
 
     objects.delete_namespaced_custom_object(*routines, "parent")
     waiting.wait_for(

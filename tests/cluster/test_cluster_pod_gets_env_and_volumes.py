@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes.client
 
-from tests.cluster import kubelet, lookups, manifests, waiting
+from tests.cluster import kubelet, lookups, manifests, models, waiting
 
 REPORT = """\
 import json, os, pathlib, sys, time
@@ -29,7 +29,7 @@ def _field(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _reporting_pod(name: str) -> dict[str, Any]:
+def _reporting_pod(name: str) -> kubernetes.client.V1Pod:
     container = {
         "args": [
             "/etc/workpath/secret/password",
@@ -70,7 +70,9 @@ def _reporting_pod(name: str) -> dict[str, Any]:
             },
         },
     ]
-    return manifests.python_pod(name, REPORT, container=container, volumes=volumes)
+    return kubernetes.client.V1Pod.model_validate(
+        manifests.python_pod(name, REPORT, container=container, volumes=volumes)
+    )
 
 
 def _report(process_kubelet: kubelet.ProcessKubelet, namespace: str, name: str) -> dict[str, Any]:
@@ -87,9 +89,17 @@ def _report(process_kubelet: kubelet.ProcessKubelet, namespace: str, name: str) 
 
 
 def _create_references(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_secret(namespace, {"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"}})
+    core.create_namespaced_secret(
+        namespace,
+        kubernetes.client.V1Secret.model_validate(
+            {"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"}}
+        ),
+    )
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "settings"}, "data": {"color": "blue", "settings.yaml": "slots: 4\n"}}
+        namespace,
+        kubernetes.client.V1ConfigMap.model_validate(
+            {"metadata": {"name": "settings"}, "data": {"color": "blue", "settings.yaml": "slots: 4\n"}}
+        ),
     )
 
 
@@ -105,7 +115,7 @@ def test_pod_process_gets_env_and_volume_files(
     assert report["env"] == {
         "POD_NAME": "reporter",
         "POD_NAMESPACE": k8s_namespace,
-        "POD_UID": pod.metadata.uid,
+        "POD_UID": models.required(pod.metadata).uid,
         "NODE_NAME": process_kubelet.process(k8s_namespace, "reporter").node,
         "POD_IP": "127.0.0.1",
         "PASSWORD": "hunter2",
@@ -133,11 +143,13 @@ def test_projected_token_is_bound_to_the_pod_and_passes_token_review(
     token = _report(process_kubelet, k8s_namespace, "reporter")["token"]
 
     review = kubernetes.client.AuthenticationV1Api(k8s_api).create_token_review(
-        {"spec": {"token": token, "audiences": ["workpath"]}}
+        kubernetes.client.V1TokenReview.model_validate({"spec": {"token": token, "audiences": ["workpath"]}})
     )
-    assert review.status.authenticated is True
-    assert review.status.user.username == f"system:serviceaccount:{k8s_namespace}:default"
-    assert review.status.user.extra["authentication.kubernetes.io/pod-name"] == ["reporter"]
+    status = models.required(review.status)
+    user = models.required(status.user)
+    assert status.authenticated is True
+    assert user.username == f"system:serviceaccount:{k8s_namespace}:default"
+    assert models.required(user.extra)["authentication.kubernetes.io/pod-name"] == ["reporter"]
 
 
 def test_pod_waits_for_a_missing_secret_then_starts(
@@ -147,12 +159,12 @@ def test_pod_waits_for_a_missing_secret_then_starts(
     core.create_namespaced_pod(k8s_namespace, _reporting_pod("patient"))
 
     def waiting_state() -> kubernetes.client.V1ContainerStateWaiting | None:
-        statuses = core.read_namespaced_pod("patient", k8s_namespace).status.container_statuses or []
-        return statuses[0].state.waiting if statuses and statuses[0].state.waiting else None
+        statuses = models.required(core.read_namespaced_pod("patient", k8s_namespace).status).container_statuses or []
+        return models.required(statuses[0].state).waiting if statuses else None
 
     state = waiting.wait_for(waiting_state, timeout=30, what="pod patient to report what it waits for")
     assert state.reason == "CreateContainerConfigError"
-    assert f"Secret {k8s_namespace}/creds not found" in state.message
+    assert f"Secret {k8s_namespace}/creds not found" in models.required(state.message)
 
     _create_references(core, k8s_namespace)
 

@@ -6,7 +6,7 @@ import pathlib
 
 import kubernetes.client
 
-from tests.cluster import kubelet, lookups, manifests, processes, waiting
+from tests.cluster import kubelet, lookups, manifests, models, processes, waiting
 
 SERVER = """\
 import http.server, os, pathlib, time
@@ -30,13 +30,16 @@ def test_pod_is_ready_only_when_the_probe_answers(
         "ports": [{"name": "http", "containerPort": port}],
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
     }
-    core.create_namespaced_pod(k8s_namespace, manifests.python_pod("probed", SERVER, container=container))
-
-    running = waiting.wait_for(
-        lambda: (pod := core.read_namespaced_pod("probed", k8s_namespace)).status.phase == "Running" and pod,
-        timeout=30,
-        what="pod probed to run",
+    core.create_namespaced_pod(
+        k8s_namespace,
+        kubernetes.client.V1Pod.model_validate(manifests.python_pod("probed", SERVER, container=container)),
     )
+
+    def running_pod() -> kubernetes.client.V1Pod | None:
+        pod = core.read_namespaced_pod("probed", k8s_namespace)
+        return pod if models.required(pod.status).phase == "Running" else None
+
+    running = waiting.wait_for(running_pod, timeout=30, what="pod probed to run")
     assert not lookups.pod_is_ready(running)
 
     gate.touch()

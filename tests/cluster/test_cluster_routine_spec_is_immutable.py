@@ -7,7 +7,7 @@ import json
 import kubernetes.client
 import pytest
 
-from tests.cluster import manifests
+from tests.cluster import manifests, models
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_spec_change_is_rejected_as_immutable(
             manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.ROUTINES, routine, {"spec": spec_change}
         )
     assert raised.value.status == 422
-    assert "spec: Invalid value: spec is immutable" in json.loads(raised.value.body)["message"]
+    assert "spec: Invalid value: spec is immutable" in json.loads(models.required(raised.value.body))["message"]
 
 
 def test_status_and_labels_can_change(k8s_api: kubernetes.client.ApiClient, k8s_namespace: str, routine: str) -> None:
@@ -44,7 +44,7 @@ def test_status_and_labels_can_change(k8s_api: kubernetes.client.ApiClient, k8s_
     args = (manifests.GROUP, manifests.VERSION, k8s_namespace, manifests.ROUTINES, routine)
     objects.patch_namespaced_custom_object_status(*args, {"status": {"phase": "Running", "worker": "w-1"}})
     objects.patch_namespaced_custom_object(*args, {"metadata": {"labels": {"team": "reports"}}})
-    current = objects.get_namespaced_custom_object(*args)
+    current = models.json_object(objects.get_namespaced_custom_object(*args))
     assert current["status"] == {"phase": "Running", "worker": "w-1"}
     assert current["metadata"]["labels"] == {"team": "reports"}
     assert current["spec"]["params"] == {"month": "2026-10"}

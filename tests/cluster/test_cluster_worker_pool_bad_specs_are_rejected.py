@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from tests.cluster import manifests
+from tests.cluster import manifests, models
 
 VALID: dict[str, Any] = {"image": "workpath/worker:0.1.0", "modules": ["examples.reports"], "routines": ["reports.*"]}
 
@@ -22,7 +22,7 @@ def _rejection(api: kubernetes.client.ApiClient, namespace: str, body: dict[str,
             manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, body
         )
     assert raised.value.status == 422, raised.value.body
-    message: str = json.loads(raised.value.body)["message"]
+    message: str = json.loads(models.required(raised.value.body))["message"]
     return message
 
 
@@ -107,7 +107,9 @@ def test_worker_pool_spec_change_is_checked_too(k8s_api: kubernetes.client.ApiCl
         objects.patch_namespaced_custom_object(*args, "pool", {"spec": {"minReplicas": 20}})
 
     assert raised.value.status == 422
-    assert "minReplicas must not exceed maxReplicas" in json.loads(raised.value.body)["message"]
+    assert "minReplicas must not exceed maxReplicas" in json.loads(models.required(raised.value.body))["message"]
     # A valid change is accepted: unlike a Routine's, a WorkerPool's spec may change (it rolls the pods).
-    changed = objects.patch_namespaced_custom_object(*args, "pool", {"spec": {"slots": 3, "maxReplicas": 4}})
+    changed = models.json_object(
+        objects.patch_namespaced_custom_object(*args, "pool", {"spec": {"slots": 3, "maxReplicas": 4}})
+    )
     assert (changed["spec"]["slots"], changed["spec"]["maxReplicas"]) == (3, 4)

@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes.client
 
-from tests.cluster import controlplane, manifests
+from tests.cluster import controlplane, manifests, models
 
 STATUS: dict[str, Any] = {
     "observedGeneration": 1,
@@ -41,12 +41,14 @@ def _table(output: str) -> list[list[str]]:
 
 def test_every_spec_field_is_kept(k8s_api: kubernetes.client.ApiClient, k8s_namespace: str) -> None:
     objects = kubernetes.client.CustomObjectsApi(k8s_api)
-    created = objects.create_namespaced_custom_object(
-        manifests.GROUP,
-        manifests.VERSION,
-        k8s_namespace,
-        manifests.WORKER_POOLS,
-        manifests.worker_pool("full", **copy.deepcopy(manifests.FULL_POOL_SPEC)),
+    created = models.json_object(
+        objects.create_namespaced_custom_object(
+            manifests.GROUP,
+            manifests.VERSION,
+            k8s_namespace,
+            manifests.WORKER_POOLS,
+            manifests.worker_pool("full", **copy.deepcopy(manifests.FULL_POOL_SPEC)),
+        )
     )
 
     assert created["spec"] == manifests.FULL_POOL_SPEC
@@ -63,7 +65,7 @@ def test_status_is_written_through_the_status_subresource(
     # A status in the main resource is ignored: only the operator's status writes count.
     objects.patch_namespaced_custom_object(*args, "status", {"status": {"queued": 1000}})
 
-    assert objects.get_namespaced_custom_object(*args, "status")["status"] == STATUS
+    assert models.json_object(objects.get_namespaced_custom_object(*args, "status"))["status"] == STATUS
 
 
 def test_kubectl_shows_the_status_values(

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from tests import waiting
+from workpath import directives
 from workpath_operator.service import serving
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -80,7 +81,7 @@ class WorkerFleet:
         """Wait until these workers have said v1.ready (again, after a reconnect) and are connected."""
         sessions = self.service.dispatcher.sessions
         await waiting.eventually(
-            lambda: all(w in sessions and sessions[w].connected for w in worker_ids),
+            lambda: all(w in sessions and sessions[directives.WorkerID(w)].connected for w in worker_ids),
             timeout=timeout,
             what=f"workers {worker_ids} to connect",
         )

@@ -63,4 +63,4 @@ async def test_params_over_the_limit_fail_the_request_and_at_the_limit_make_a_ch
         assert not refusal.error.retryable
         assert parent.children is not None
         assert set(parent.children) == {"at"}
-        assert parent.children["at"].spec.params == params_of(MAX_PARAMS_BYTES)
+        assert parent.children[directives.RequestID("at")].spec.params == params_of(MAX_PARAMS_BYTES)

@@ -20,6 +20,7 @@ import rich.console
 
 from tests import waiting
 from tests.integration import fleets, submitting
+from workpath import directives
 from workpath_operator.commands import rendering
 from workpath_operator.service import runs, serving
 
@@ -162,7 +163,9 @@ async def test_get_watch_prints_each_change_until_ctrl_c(cli: Cli, service: serv
 
 async def test_workers_shows_slots_busy_and_the_last_pulse(cli: Cli, service: serving.DirectiveService) -> None:
     sessions = service.dispatcher.sessions
-    await waiting.eventually(lambda: sessions["w-cli"].last_pulse is not None, what="a pulse answered")
+    await waiting.eventually(
+        lambda: sessions[directives.WorkerID("w-cli")].last_pulse is not None, what="a pulse answered"
+    )
     listed = await cli.json("workers")
     (worker,) = listed["items"]
     assert (worker["workerID"], worker["pool"], worker["slots"], worker["busy"]) == ("w-cli", "default", 4, 0)

@@ -18,7 +18,7 @@ from workpath import directives
 from workpath.clients import apiservers, frames, watching
 
 PATH = "/apis/workpath.dev/v1alpha1/namespaces/ns/routines"
-A, B, C = (f"00000000-0000-0000-0000-00000000000{n}" for n in (1, 2, 3))
+A, B, C = (directives.RunID(f"00000000-0000-0000-0000-00000000000{n}") for n in (1, 2, 3))
 
 
 def routine(uid: str, phase: str | None, **status: Any) -> dict[str, Any]:

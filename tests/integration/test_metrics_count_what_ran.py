@@ -83,7 +83,8 @@ async def test_a_bad_frame_is_counted_under_its_code(
     async with http.ws_connect(service.url, headers=AUTH) as ws:
         await ws.send_str("this is not JSON")
         message = await ws.receive(timeout=10)
-        assert directives.decode_from_service(message.data).code == directives.ErrorCode.BAD_JSON
+        refusal = directives.decode_from_service(message.data)
+        assert isinstance(refusal, directives.Error) and refusal.code == directives.ErrorCode.BAD_JSON
 
     values = scrapes.values((await scrapes.scrape(service.http_url))[0])
     assert values['workpath_directive_errors_total{code="bad_json"}'] == 1
@@ -98,7 +99,7 @@ async def test_a_scraper_that_asks_for_openmetrics_gets_it(
     async with http.get(f"{service.http_url}/metrics", headers=headers) as response:
         assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
         page = await response.text()
-    names = {family.name for family in openmetrics_parser.text_string_to_metric_families(page)}
+    names = {family.name for family in openmetrics_parser.text_string_to_metric_families(page)}  # type: ignore[no-untyped-call]
     assert {"workpath_runs_finished", "workpath_dispatch_latency_seconds", "workpath_queue_depth"} <= names
 
 

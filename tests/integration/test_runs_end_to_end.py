@@ -7,6 +7,7 @@ import pytest
 
 from tests import scrapes
 from tests.integration import fleets, submitting
+from workpath import directives
 from workpath_operator.service import runs, serving
 
 
@@ -24,6 +25,7 @@ async def test_top_level_run_succeeds_with_timestamps_and_durations(
     assert status.created_at <= status.started_at <= status.completed_at
     assert status.run_time_seconds == pytest.approx((status.completed_at - status.started_at).total_seconds())
     assert status.round_trip_seconds == pytest.approx((status.completed_at - status.created_at).total_seconds())
+    assert status.round_trip_seconds is not None and status.run_time_seconds is not None
     assert status.round_trip_seconds >= status.run_time_seconds >= 0
 
 
@@ -80,7 +82,7 @@ async def test_an_attempt_past_its_deadline_is_cancelled_and_fails(
     done = await submitting.finished(service, run)
     assert done.phase is runs.Phase.FAILED
     assert done.error is not None and done.error.type == "TimeoutError"
-    assert service.dispatcher.sessions["w-1"].runs == {}
+    assert service.dispatcher.sessions[directives.WorkerID("w-1")].runs == {}
 
 
 async def test_a_sync_routine_does_not_stop_heartbeats(

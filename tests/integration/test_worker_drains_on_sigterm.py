@@ -7,6 +7,7 @@ import signal
 
 from tests import waiting
 from tests.integration import fleets, submitting
+from workpath import directives
 from workpath_operator.service import runs, serving
 
 
@@ -20,7 +21,7 @@ async def test_a_draining_worker_finishes_its_runs_and_exits_zero(
     await waiting.eventually(lambda: run.phase is runs.Phase.RUNNING, what="the run to start")
 
     worker.signal(signal.SIGTERM)
-    session = service.dispatcher.sessions["leaving"]
+    session = service.dispatcher.sessions[directives.WorkerID("leaving")]
     await waiting.eventually(lambda: session.draining, what="the worker to announce it is draining")
     later = submitting.submit(service, "test.echo", value=2)
     assert later.queued  # a draining worker gets nothing new

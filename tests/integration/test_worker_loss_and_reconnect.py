@@ -7,6 +7,7 @@ import pathlib
 
 from tests import waiting
 from tests.integration import fleets, proxies, submitting
+from workpath import directives
 from workpath_operator.service import runs, serving
 
 
@@ -64,7 +65,7 @@ async def test_a_worker_reconnecting_within_grace_keeps_its_runs(
     (worker,) = await fleet.start("flaky-net", slots=2, url=proxy.url())
     batch = [submitting.submit(service, "test.gate", markers=str(markers), gate=str(gate)) for _ in range(2)]
     await waiting.eventually(lambda: all(r.phase is runs.Phase.RUNNING for r in batch), what="both runs to start")
-    session = service.dispatcher.sessions["flaky-net"]
+    session = service.dispatcher.sessions[directives.WorkerID("flaky-net")]
     first_connection = session.ws
 
     proxy.cut()
@@ -90,7 +91,8 @@ async def test_a_result_finished_while_disconnected_is_delivered_after_reconnect
 
     proxy.refuse()  # the service is unreachable for a while
     await waiting.eventually(
-        lambda: not service.dispatcher.sessions["offline"].connected, what="the disconnect to be seen"
+        lambda: not service.dispatcher.sessions[directives.WorkerID("offline")].connected,
+        what="the disconnect to be seen",
     )
     gate.touch()  # the routine finishes while the worker cannot report it
     done_marker = markers / f"done.{run.run_id}.1"

@@ -30,48 +30,57 @@ def token(
     """A token of ``account`` (TokenRequest) for ``audiences`` (none: the API server's own), bound to ``pod``."""
     spec: dict[str, Any] = {"audiences": list(audiences), "expirationSeconds": 600}
     if pod is not None:
+        assert pod.metadata is not None
         spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1", "name": pod.metadata.name, "uid": pod.metadata.uid}
-    return str(core.create_namespaced_service_account_token(account, namespace, {"spec": spec}).status.token)
+    request = kubernetes.client.AuthenticationV1TokenRequest.model_validate({"spec": spec})
+    status = core.create_namespaced_service_account_token(account, namespace, request).status
+    assert status is not None
+    return str(status.token)
 
 
 def grant_routines(k8s_api: kubernetes.client.ApiClient, namespace: str, account: str, verbs: list[str]) -> None:
     """Let ServiceAccount ``account`` do ``verbs`` on Routines in ``namespace`` (a Role and its binding)."""
     rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
     rules = [{"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": verbs}]
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": account}, "rules": rules})
+    rbac.create_namespaced_role(
+        namespace, kubernetes.client.V1Role.model_validate({"metadata": {"name": account}, "rules": rules})
+    )
     rbac.create_namespaced_role_binding(
         namespace,
-        {
-            "metadata": {"name": account},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-        },
+        kubernetes.client.V1RoleBinding.model_validate(
+            {
+                "metadata": {"name": account},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            }
+        ),
     )
 
 
 def parked_pod(core: kubernetes.client.CoreV1Api, namespace: str, name: str, account: str) -> kubernetes.client.V1Pod:
     """A pod of ``account`` that no node takes (it stays Pending): something to bind a token to."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "serviceAccountName": account,
-            "automountServiceAccountToken": False,
-            "nodeSelector": {"workpath.dev/test": "nowhere"},
-            "containers": [{"name": "main", "image": "process-kubelet/python", "command": ["true"]}],
-        },
-    }
-    pod: kubernetes.client.V1Pod = core.create_namespaced_pod(namespace, body)
-    return pod
+    body = kubernetes.client.V1Pod.model_validate(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "serviceAccountName": account,
+                "automountServiceAccountToken": False,
+                "nodeSelector": {"workpath.dev/test": "nowhere"},
+                "containers": [{"name": "main", "image": "process-kubelet/python", "command": ["true"]}],
+            },
+        }
+    )
+    return core.create_namespaced_pod(namespace, body)
 
 
 def worker_pod(
     name: str, *, account: str, url: str, modules: tuple[str, ...] = (operators.WORKLOAD,)
-) -> dict[str, Any]:
+) -> kubernetes.client.V1Pod:
     """A pod running ``workpath worker`` as a chart's worker does: a projected token for the audience
     ``workpath``, bound to the pod, and the pod's name as worker ID."""
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
@@ -107,6 +116,7 @@ def worker_pod(
             ],
         },
     }
+    return kubernetes.client.V1Pod.model_validate(pod)
 
 
 def announce(url: str, bearer: str, worker_id: str) -> tuple[int, directives.Payload | None, bool]:

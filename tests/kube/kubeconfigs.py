@@ -22,7 +22,9 @@ def of_account(
     """A kubeconfig whose user is a new ServiceAccount ``account`` (a token for the API server), allowed ``verbs``
     on Routines in ``namespace`` (nothing if None)."""
     core = kubernetes.client.CoreV1Api(k8s_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": account}})
+    )
     if verbs is not None:
         identities.grant_routines(k8s_api, namespace, account, verbs)
     token = identities.token(core, namespace, account, audiences=())

@@ -33,13 +33,16 @@ def holder(client: kubernetes.client.ApiClient, namespace: str, name: str = NAME
         if exc.status == 404:
             return None
         raise
+    assert lease.spec is not None
     return str(lease.spec.holder_identity or "")
 
 
 def acquired_at(client: kubernetes.client.ApiClient, namespace: str, name: str = NAME) -> float:
     """When the holder took the Lease (its ``acquireTime``), as ``time.time()``."""
     lease = kubernetes.client.CoordinationV1Api(client).read_namespaced_lease(name, namespace)
-    moment: datetime.datetime = lease.spec.acquire_time
+    assert lease.spec is not None
+    moment: datetime.datetime | None = lease.spec.acquire_time
+    assert moment is not None, f"Lease {namespace}/{name} has no acquireTime"
     return moment.timestamp()
 
 
@@ -72,8 +75,8 @@ class LeaseWatch:
         api = kubernetes.client.CoordinationV1Api(self._client)
         version: dict[str, str] = {}  # resumes each short watch where the last one ended: no change is missed
         while not self._stopping.is_set():
-            watch = kubernetes.watch.Watch()
-            for event in watch.stream(
+            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            for event in watch.stream(  # type: ignore[no-untyped-call]
                 api.list_namespaced_lease,
                 self._namespace,
                 field_selector=f"metadata.name={self._name}",
@@ -85,4 +88,4 @@ class LeaseWatch:
                 spec = lease.spec
                 self.seen.append(Seen(time.time(), str(spec.holder_identity or ""), int(spec.lease_transitions or 0)))
                 if self._stopping.is_set():
-                    watch.stop()
+                    watch.stop()  # type: ignore[no-untyped-call]

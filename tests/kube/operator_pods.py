@@ -18,10 +18,12 @@ UNSCHEDULED = "workpath-tests-nobody"
 
 
 def create(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> None:
-    body = {
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "operator"}},
-        "spec": {"schedulerName": UNSCHEDULED, "containers": [{"name": "operator", "image": "workpath/operator"}]},
-    }
+    body = kubernetes.client.V1Pod.model_validate(
+        {
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "operator"}},
+            "spec": {"schedulerName": UNSCHEDULED, "containers": [{"name": "operator", "image": "workpath/operator"}]},
+        }
+    )
     core.create_namespaced_pod(namespace, body)
 
 
@@ -33,4 +35,5 @@ def env(namespace: str, name: str) -> dict[str, str]:
 def labelled(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> bool:
     """Whether the pod carries the leader label."""
     pod = core.read_namespaced_pod(name, namespace)
+    assert pod.metadata is not None
     return bool((pod.metadata.labels or {}).get(electing.LEADER_LABEL) == "true")

@@ -49,9 +49,10 @@ def operator_kubeconfig(
     cluster: controlplane.Cluster, core: kubernetes.client.CoreV1Api, namespace: str, path: pathlib.Path
 ) -> pathlib.Path:
     """A kubeconfig with a token of the operator's ServiceAccount."""
-    token = core.create_namespaced_service_account_token(
-        OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
+    request = kubernetes.client.AuthenticationV1TokenRequest.model_validate({"spec": {"expirationSeconds": 3600}})
+    status = core.create_namespaced_service_account_token(OPERATOR_ACCOUNT, namespace, request).status
+    assert status is not None and status.token is not None
+    token = status.token
     identity = credentials.Identity(user=OPERATOR_ACCOUNT, groups=(), token=token)
     credentials.write_kubeconfig(path, server=cluster.server, ca_file=cluster.ca_file, identity=identity)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 
@@ -21,16 +21,19 @@ def api(client: kubernetes.client.ApiClient) -> kubernetes.client.CustomObjectsA
 
 
 def create(client: kubernetes.client.ApiClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = api(client).create_namespaced_custom_object(
+    body = api(client).create_namespaced_custom_object(
         manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, manifests.routine(name, **spec)
     )
-    return body
+    return cast(dict[str, Any], body)
 
 
 def get(client: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        body: dict[str, Any] = api(client).get_namespaced_custom_object(
-            manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+        body = cast(
+            dict[str, Any],
+            api(client).get_namespaced_custom_object(
+                manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+            ),
         )
     except kubernetes.client.ApiException as e:
         if e.status == 404:
@@ -40,8 +43,11 @@ def get(client: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[
 
 
 def listed(client: kubernetes.client.ApiClient, namespace: str, *, selector: str = "") -> list[dict[str, Any]]:
-    answer = api(client).list_namespaced_custom_object(
-        manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, label_selector=selector
+    answer = cast(
+        dict[str, Any],
+        api(client).list_namespaced_custom_object(
+            manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, label_selector=selector
+        ),
     )
     items: list[dict[str, Any]] = answer["items"]
     return items
@@ -105,15 +111,30 @@ def events(client: kubernetes.client.ApiClient, namespace: str, name: str) -> li
     found = kubernetes.client.CoreV1Api(client).list_namespaced_event(
         namespace, field_selector=f"involvedObject.kind=Routine,involvedObject.name={name}"
     )
-    return [event.reason for event in sorted(found.items, key=lambda e: int(e.metadata.resource_version))]
+    return [_reason(event) for event in sorted(found.items, key=_resource_version)]
+
+
+def _reason(event: kubernetes.client.CoreV1Event) -> str:
+    assert event.reason is not None, f"an Event without a reason: {event}"
+    return event.reason
+
+
+def _resource_version(event: kubernetes.client.CoreV1Event) -> int:
+    assert event.metadata is not None and event.metadata.resource_version is not None
+    return int(event.metadata.resource_version)
 
 
 def wait_for_events(
     client: kubernetes.client.ApiClient, namespace: str, name: str, *reasons: str, timeout: float = 30.0
 ) -> list[str]:
     """The reasons of the Routine's Events once they include ``reasons`` (Events are posted after the status)."""
+
+    def included() -> list[str] | None:
+        found = events(client, namespace, name)
+        return found if found and set(reasons) <= set(found) else None
+
     return waiting.wait_for(
-        lambda: (found := events(client, namespace, name)) and set(reasons) <= set(found) and found,
+        included,
         timeout=timeout,
         what=f"Events {', '.join(reasons)} on Routine {namespace}/{name}",
     )

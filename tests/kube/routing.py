@@ -94,7 +94,11 @@ class ReadyRouter:
             task = asyncio.create_task(_pipe(source, sink))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
-            task.add_done_callback(lambda _, sink=sink: self._writers.discard(sink))
+
+            def forget(_: asyncio.Task[None], sink: asyncio.StreamWriter = sink) -> None:
+                self._writers.discard(sink)
+
+            task.add_done_callback(forget)
 
     async def _ready_target(self) -> int | None:
         for target in self.targets:

@@ -20,10 +20,10 @@ RUNS = 4
 REQUEUED_WITHIN = 1.0
 
 
-def worker_pod(name: str, harness: operators.Harness) -> dict[str, Any]:
+def worker_pod(name: str, harness: operators.Harness) -> kubernetes.client.V1Pod:
     """A worker pod as the chart makes them: the worker label, its worker ID from its name."""
     command = ["python", "-m", "workpath", "worker", operators.WORKLOAD, "--url", harness.url, "--slots", str(RUNS)]
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"workpath.dev/worker": "true"}},
@@ -44,6 +44,7 @@ def worker_pod(name: str, harness: operators.Harness) -> dict[str, Any]:
             ],
         },
     }
+    return kubernetes.client.V1Pod.model_validate(pod)
 
 
 def test_a_sigkilled_worker_pod_has_its_runs_requeued_within_a_second(

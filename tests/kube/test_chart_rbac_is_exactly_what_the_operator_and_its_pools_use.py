@@ -37,13 +37,20 @@ def _submit_over_the_runs_api(
 ) -> str:
     """A user allowed to create Routines submits a run over the runs API; the name of its Routine."""
     rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": SUBMITTER}})
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": SUBMITTER}})
+    )
     rules = [{"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": ["create"]}]
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": SUBMITTER}, "rules": rules})
+    rbac.create_namespaced_role(
+        namespace, kubernetes.client.V1Role.model_validate({"metadata": {"name": SUBMITTER}, "rules": rules})
+    )
     subject = {"kind": "ServiceAccount", "name": SUBMITTER, "namespace": namespace}
     role = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SUBMITTER}
     rbac.create_namespaced_role_binding(
-        namespace, {"metadata": {"name": SUBMITTER}, "roleRef": role, "subjects": [subject]}
+        namespace,
+        kubernetes.client.V1RoleBinding.model_validate(
+            {"metadata": {"name": SUBMITTER}, "roleRef": role, "subjects": [subject]}
+        ),
     )
     user = identities.token(core, namespace, SUBMITTER, audiences=())
     spec = {"routineID": "k8s.sized", "params": {"size": 2}}
@@ -90,7 +97,9 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
     manifest = tmp_path / "rbac.yaml"
     manifest.write_text(rendered)
     k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(manifest))
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": WORKER_ACCOUNT}})
+    )
     operator_pods.create(core, namespace, OPERATOR_POD)
     kubeconfig = operator_rbac.operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
     user = f"system:serviceaccount:{namespace}:{operator_rbac.OPERATOR_ACCOUNT}"
@@ -155,12 +164,13 @@ def test_the_chart_grants_exactly_what_the_operator_uses(
         k8s_cluster.kubectl("-n", namespace, "delete", "-f", str(manifest), "--ignore-not-found", check=False)
 
     granted = audit.granted(operator_rbac.rules(rendered))
+
+    def operator_used() -> set[audit.Permission] | None:
+        found = audit.used(k8s_cluster.audit_log, user=user, namespace=namespace)
+        return found if found and audit.Permission("apps", "deployments", "patch") in found else None
+
     used = waiting.wait_for(
-        lambda: (
-            (found := audit.used(k8s_cluster.audit_log, user=user, namespace=namespace))
-            and audit.Permission("apps", "deployments", "patch") in found
-            and found
-        ),
+        operator_used,
         timeout=10,
         what="the audit log to hold the operator's requests",
     )

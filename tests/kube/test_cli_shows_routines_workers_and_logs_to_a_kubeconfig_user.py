@@ -29,19 +29,25 @@ def _kubeconfig_user(
     """A kubeconfig for a ServiceAccount allowed Routines and Events' list in ``namespace`` only."""
     core = kubernetes.client.CoreV1Api(k8s_api)
     rbac = kubernetes.client.RbacAuthorizationV1Api(k8s_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": USER}})
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": USER}})
+    )
     rules = [
         {"apiGroups": ["workpath.dev"], "resources": ["routines"], "verbs": ["get", "list", "create", "delete"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": USER}, "rules": rules})
+    rbac.create_namespaced_role(
+        namespace, kubernetes.client.V1Role.model_validate({"metadata": {"name": USER}, "rules": rules})
+    )
     rbac.create_namespaced_role_binding(
         namespace,
-        {
-            "metadata": {"name": USER},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": USER},
-            "subjects": [{"kind": "ServiceAccount", "name": USER, "namespace": namespace}],
-        },
+        kubernetes.client.V1RoleBinding.model_validate(
+            {
+                "metadata": {"name": USER},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": USER},
+                "subjects": [{"kind": "ServiceAccount", "name": USER, "namespace": namespace}],
+            }
+        ),
     )
     token = identities.token(core, namespace, USER, audiences=())  # kubectl-like: for the API server
     identity = credentials.Identity(user=USER, groups=(), token=token)

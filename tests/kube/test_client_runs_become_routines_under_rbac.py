@@ -21,7 +21,9 @@ def test_a_client_run_becomes_a_routine_and_rbac_decides_who_may_do_what(
     namespace = k8s_namespace
     core = kubernetes.client.CoreV1Api(k8s_api)
     for account, verbs in ((SUBMITTER, ["create", "get"]), (READER, ["get"])):
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+        core.create_namespaced_service_account(
+            namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": account}})
+        )
         identities.grant_routines(k8s_api, namespace, account, verbs)
     operator = harness.start_operator()
     harness.start_worker("w1")

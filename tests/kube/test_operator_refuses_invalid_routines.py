@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 import pytest
@@ -52,8 +52,11 @@ def _crd_field(api: kubernetes.client.ApiClient, name: str, schema: dict[str, An
 def _served_with(api: kubernetes.client.ApiClient, namespace: str, field: str) -> bool:
     """Whether the API server keeps ``field`` in a Routine's spec (not pruned): the new schema is in use."""
     probe = manifests.routine("probe", routineID="k8s.broken", **{field: True})
-    created = routines.api(api).create_namespaced_custom_object(
-        manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, probe, dry_run="All"
+    created = cast(
+        dict[str, Any],
+        routines.api(api).create_namespaced_custom_object(
+            manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, probe, dry_run="All"
+        ),
     )
     return field in created["spec"]
 

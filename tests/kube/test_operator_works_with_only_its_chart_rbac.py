@@ -125,8 +125,12 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     assert {(o["kind"], o["metadata"]["name"]) for o in rbac if o["kind"] == "ServiceAccount"} == {
         ("ServiceAccount", OPERATOR_ACCOUNT)
     }
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": WORKER_ACCOUNT}})
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "intruder"}})
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": WORKER_ACCOUNT}})
+    )
+    core.create_namespaced_service_account(
+        namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": "intruder"}})
+    )
     kubeconfig = operator_rbac.operator_kubeconfig(k8s_cluster, core, namespace, tmp_path / "operator.kubeconfig")
 
     operator = harness.start_operator(
@@ -135,11 +139,17 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
         args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"),
     )
     apps = kubernetes.client.AppsV1Api(k8s_api)
-    apps.create_namespaced_deployment(namespace, _worker_deployment(harness.url))
+    apps.create_namespaced_deployment(
+        namespace, kubernetes.client.V1Deployment.model_validate(_worker_deployment(harness.url))
+    )
 
     def tokens(account: str, audience: str) -> str:
-        request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
-        return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
+        request = kubernetes.client.AuthenticationV1TokenRequest.model_validate(
+            {"spec": {"audiences": [audience], "expirationSeconds": 600}}
+        )
+        status = core.create_namespaced_service_account_token(account, namespace, request).status
+        assert status is not None
+        return str(status.token)
 
     assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE)) == 101
     assert _status(harness.port, tokens(WORKER_ACCOUNT, "someone-else")) == 401
@@ -147,17 +157,13 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     # A worker's token is no runs API credential: RBAC grants the workers' account nothing on Routines.
     assert _status(harness.port, tokens(WORKER_ACCOUNT, AUDIENCE), path="/v1/workers/status") == 403
 
-    pods = waiting.wait_for(
-        lambda: (
-            (found := core.list_namespaced_pod(namespace, label_selector="app=workers").items)
-            and len(found) == 2
-            and all(p.status.phase == "Running" for p in found)
-            and found
-        ),
-        timeout=60,
-        what="two running worker pods",
-    )
-    names = {pod.metadata.name for pod in pods}
+    def two_running() -> list[kubernetes.client.V1Pod] | None:
+        found = core.list_namespaced_pod(namespace, label_selector="app=workers").items
+        running = len(found) == 2 and all(p.status is not None and p.status.phase == "Running" for p in found)
+        return found if running else None
+
+    pods = waiting.wait_for(two_running, timeout=60, what="two running worker pods")
+    names = {_name(pod) for pod in pods}
 
     k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(operators.REPO / "examples" / "fanout.yaml"))
     routine = routines.wait_for_phase(k8s_api, namespace, "yearly-report", *routines.FINISHED, timeout=90)
@@ -168,3 +174,8 @@ def test_operator_serves_routines_with_only_the_chart_rbac(
     assert status["subroutines"]["succeeded"] == 12
     routines.wait_for_events(k8s_api, namespace, "yearly-report", "Queued", "Started", "Succeeded")
     assert "Forbidden" not in operator.output()  # no request of the operator's (nor kopf's) was refused
+
+
+def _name(pod: kubernetes.client.V1Pod) -> str:
+    assert pod.metadata is not None and pod.metadata.name is not None
+    return pod.metadata.name

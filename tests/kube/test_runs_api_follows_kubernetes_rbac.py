@@ -19,7 +19,9 @@ def test_runs_api_callers_get_what_rbac_on_routines_gives_them(
     namespace = k8s_namespace
     core = kubernetes.client.CoreV1Api(k8s_api)
     for account in (SUBMITTER, WORKER_ACCOUNT):
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+        core.create_namespaced_service_account(
+            namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": account}})
+        )
     identities.grant_routines(k8s_api, namespace, SUBMITTER, ["create", "get"])
     operator = harness.start_operator(args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"))
     harness.start_worker("w1")

@@ -64,7 +64,7 @@ def test_the_deployment_is_owned_by_its_pool_and_selects_its_pods() -> None:
 
 
 def test_the_deployment_is_a_valid_kubernetes_object() -> None:
-    everything = {
+    everything: dict[str, Any] = {
         "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}},
         "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},

@@ -14,7 +14,7 @@ POOL = "keepers"
 
 def _reason(routine: dict[str, object]) -> str | None:
     try:
-        return str(routines.condition(routine, "Succeeded")["reason"])  # type: ignore[arg-type]
+        return str(routines.condition(routine, "Succeeded")["reason"])
     except AssertionError:
         return None
 

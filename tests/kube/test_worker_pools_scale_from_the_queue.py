@@ -6,6 +6,7 @@ is back at zero. A scale-down lets idle workers go and never interrupts a run.""
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import kubernetes.client
 
@@ -36,20 +37,25 @@ def test_a_pool_scales_from_zero_to_its_max_runs_everything_and_returns_to_zero(
         )
     # 100 runs, 4 slots a worker: 25 workers called for, 5 allowed.
     worker_pools.wait_for_replicas(k8s_api, namespace, POOL, 5, timeout=30)
+
+    def limited_with_every_run() -> dict[str, Any] | None:
+        c = worker_pools.condition(k8s_api, namespace, POOL, "ScalingLimited")
+        return c if c and "calls for 25 workers" in c["message"] else None
+
     limited = waiting.wait_for(
-        lambda: (
-            (c := worker_pools.condition(k8s_api, namespace, POOL, "ScalingLimited"))
-            and "calls for 25 workers" in c["message"]
-            and c
-        ),
+        limited_with_every_run,
         timeout=30,
         what="the pool to say it is limited by maxReplicas, with all 100 runs counted",
     )
     assert (limited["status"], limited["reason"]) == ("True", "AtMaxReplicas")
     assert limited["message"] == "the queue calls for 25 workers; maxReplicas is 5"
 
+    def five_pods() -> list[Any] | None:
+        found = worker_pools.pods(k8s_api, namespace, POOL)
+        return found if len(found) == 5 else None
+
     pods = waiting.wait_for(
-        lambda: len(found := worker_pools.pods(k8s_api, namespace, POOL)) == 5 and found,
+        five_pods,
         timeout=30,
         what="five worker pods",
     )

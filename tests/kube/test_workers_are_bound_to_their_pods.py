@@ -27,7 +27,9 @@ def test_a_worker_id_belongs_to_its_pod_and_other_accounts_are_refused(
     namespace = k8s_namespace
     core = kubernetes.client.CoreV1Api(k8s_api)
     for account in (WORKER_ACCOUNT, "intruder"):
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+        core.create_namespaced_service_account(
+            namespace, kubernetes.client.V1ServiceAccount.model_validate({"metadata": {"name": account}})
+        )
     harness.start_operator(args=("--allowed-service-account", f"{namespace}:{WORKER_ACCOUNT}"))
     core.create_namespaced_pod(namespace, identities.worker_pod("worker-a", account=WORKER_ACCOUNT, url=harness.url))
     markers, gate = tmp_path / "markers", tmp_path / "gate"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 
@@ -32,17 +32,17 @@ def pool_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def create(client: kubernetes.client.ApiClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
+    body = kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
         manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, manifests.worker_pool(name, **spec)
     )
-    return body
+    return cast(dict[str, Any], body)
 
 
 def get(client: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    body: dict[str, Any] = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
+    body = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
         manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, name
     )
-    return body
+    return cast(dict[str, Any], body)
 
 
 def patch(client: kubernetes.client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
@@ -94,7 +94,12 @@ def replicas(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> 
 def pods(client: kubernetes.client.ApiClient, namespace: str, pool: str) -> list[Any]:
     """The pool's pods that are not being deleted."""
     found = kubernetes.client.CoreV1Api(client).list_namespaced_pod(namespace, label_selector=f"{LABEL}={pool}")
-    return [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
+    return [pod for pod in found.items if not _deleting(pod)]
+
+
+def _deleting(pod: kubernetes.client.V1Pod) -> bool:
+    assert pod.metadata is not None
+    return pod.metadata.deletion_timestamp is not None
 
 
 def wait_for_replicas(
@@ -112,5 +117,15 @@ def events(client: kubernetes.client.ApiClient, namespace: str, name: str) -> li
     found = kubernetes.client.CoreV1Api(client).list_namespaced_event(
         namespace, field_selector=f"involvedObject.kind=WorkerPool,involvedObject.name={name}"
     )
-    ordered = sorted(found.items, key=lambda e: int(e.metadata.resource_version))
-    return [(event.reason, event.message) for event in ordered]
+    ordered = sorted(found.items, key=_resource_version)
+    return [_reason_and_message(event) for event in ordered]
+
+
+def _resource_version(event: kubernetes.client.CoreV1Event) -> int:
+    assert event.metadata is not None and event.metadata.resource_version is not None
+    return int(event.metadata.resource_version)
+
+
+def _reason_and_message(event: kubernetes.client.CoreV1Event) -> tuple[str, str]:
+    assert event.reason is not None and event.message is not None, f"an Event without a reason or message: {event}"
+    return event.reason, event.message

@@ -39,10 +39,10 @@ def test_an_idle_worker_is_offered_first_and_idle_workers_take_turns() -> None:
         matcher.join(worker, pool="default", patterns=ALL, available=True)
     chosen = []
     for _ in range(4):
-        worker = matcher.idle_worker(run())
-        assert worker is not None
-        chosen.append(worker)
-        matcher.assigned(worker, full=False)
+        offered = matcher.idle_worker(run())
+        assert offered is not None
+        chosen.append(offered)
+        matcher.assigned(offered, full=False)
     assert chosen == ["w1", "w2", "w3", "w1"]
 
 

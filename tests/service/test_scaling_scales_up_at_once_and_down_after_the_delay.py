@@ -53,6 +53,7 @@ def test_the_recommendation_says_when_to_ask_again(clock: FakeClock, scaler: sca
     waiting = scaler.recommend(scaling.Demand(), limits=LIMITS)
 
     assert (waiting.desired, waiting.wanted, waiting.settles_at) == (4, 0, 1070.0)
+    assert waiting.settles_at is not None
     clock.now = waiting.settles_at
     assert scaler.recommend(scaling.Demand(), limits=LIMITS).desired == 0
 

@@ -52,7 +52,7 @@ async def test_another_identity_cannot_take_a_connected_worker_id_and_changes_no
         assert refused.value.code == directives.ErrorCode.WORKER_ID_REFUSED
         assert "taken" in refused.value.message
 
-    assert dispatcher.roster.sessions["worker-a"] is holder
+    assert dispatcher.roster.sessions[directives.WorkerID("worker-a")] is holder
     assert (holder.ws, holder.slots, holder.holder) == (connection, 2, POD_A.holder)
     assert set(holder.runs) == {run.run_id}
     workers.complete(holder, start)

@@ -70,7 +70,7 @@ async def test_run_time_is_completed_minus_started_and_round_trip_counts_from_cr
     assert job.started is not None and job.completed is not None
     assert created < job.started <= job.completed
     assert job.run_time == job.completed - job.started
-    assert job.run_time >= datetime.timedelta(seconds=0.05)
+    assert job.run_time is not None and job.run_time >= datetime.timedelta(seconds=0.05)
     assert job.round_trip_time == job.completed - created
     first = job.round_trip_time
     await asyncio.sleep(0.01)

@@ -12,7 +12,7 @@ import pytest
 
 import workpath
 from tests.worker import fakes
-from workpath import directives, working
+from workpath import directives, routines, working
 
 gate = threading.Event()
 
@@ -42,7 +42,7 @@ async def fail(ctx: workpath.Context, retryable: bool = False) -> None:
     raise ValueError("this input can never work")
 
 
-DEFINITIONS = [echo, blocking, sleep, fail]
+DEFINITIONS: list[routines.RoutineDefinition[..., Any]] = [echo, blocking, sleep, fail]
 
 
 async def test_ready_advertises_the_worker_and_its_routines() -> None:
