@@ -34,9 +34,10 @@ def create_operator_kubeconfig(
     cluster: controlplane.Cluster, core: kubernetes.client.CoreV1Api, namespace: str
 ) -> None:
     """The Secret the operator pod waits for: a kubeconfig with a token of its ServiceAccount, nothing more."""
-    token = core.create_namespaced_service_account_token(
-        OPERATOR_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
+    request = kubernetes.client.AuthenticationV1TokenRequest.model_validate({"spec": {"expirationSeconds": 3600}})
+    status = core.create_namespaced_service_account_token(OPERATOR_ACCOUNT, namespace, request).status
+    assert status is not None
+    token = status.token
     authority = base64.b64encode(cluster.ca_file.read_bytes()).decode()
     config = {
         "apiVersion": "v1",
@@ -46,9 +47,8 @@ def create_operator_kubeconfig(
         "contexts": [{"name": "operator", "context": {"cluster": "test", "user": OPERATOR_ACCOUNT}}],
         "current-context": "operator",
     }
-    core.create_namespaced_secret(
-        namespace, {"metadata": {"name": KUBECONFIG_SECRET}, "stringData": {"kubeconfig": yaml.safe_dump(config)}}
-    )
+    secret = {"metadata": {"name": KUBECONFIG_SECRET}, "stringData": {"kubeconfig": yaml.safe_dump(config)}}
+    core.create_namespaced_secret(namespace, kubernetes.client.V1Secret.model_validate(secret))
 
 
 def ready_pods(core: kubernetes.client.CoreV1Api, namespace: str, selector: str) -> list[kubernetes.client.V1Pod]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import pathlib
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 import pytest
@@ -58,8 +58,9 @@ def _allowed(
     if namespace is not None:
         attributes["namespace"] = namespace
     review = kubernetes.client.AuthorizationV1Api(api).create_subject_access_review(
-        {"spec": {**who, "resourceAttributes": attributes}}
+        kubernetes.client.V1SubjectAccessReview.model_validate({"spec": {**who, "resourceAttributes": attributes}})
     )
+    assert review.status is not None
     return bool(review.status.allowed)
 
 
@@ -74,6 +75,7 @@ def _objects_in_cluster(cluster: controlplane.Cluster, manifest: pathlib.Path) -
 
 def _established(api: kubernetes.client.ApiClient, name: str) -> bool:
     crd = kubernetes.client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
+    assert crd.status is not None
     return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
 
@@ -106,16 +108,22 @@ def test_chart_installs_its_objects_and_uninstall_removes_them(
         core, apps = kubernetes.client.CoreV1Api(k8s_api), kubernetes.client.AppsV1Api(k8s_api)
         deployment = apps.read_namespaced_deployment(f"{release}-workpath", namespace)
         assert deployment.spec.replicas == 0
+        assert deployment.spec.template.spec is not None
         assert deployment.spec.template.spec.service_account_name == OPERATOR_ACCOUNT
         service = core.read_namespaced_service(f"{release}-workpath", namespace)
+        assert service.spec is not None and service.spec.ports is not None
         assert [(p.port, p.target_port) for p in service.spec.ports] == [(rendering.DIRECTIVE_PORT, "directive")]
         assert service.spec.cluster_ip
         for account in (OPERATOR_ACCOUNT, WORKER_ACCOUNT):
-            assert core.read_namespaced_service_account(account, namespace).metadata.name == account
+            metadata = core.read_namespaced_service_account(account, namespace).metadata
+            assert metadata is not None and metadata.name == account
 
         # The API server applied the CRD's defaults to the WorkerPool: it was checked against the schema.
-        pool = kubernetes.client.CustomObjectsApi(k8s_api).get_namespaced_custom_object(
-            manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, "reports"
+        pool = cast(
+            dict[str, Any],
+            kubernetes.client.CustomObjectsApi(k8s_api).get_namespaced_custom_object(
+                manifests.GROUP, manifests.VERSION, namespace, manifests.WORKER_POOLS, "reports"
+            ),
         )
         assert pool["spec"]["slots"] == 10
         assert pool["spec"]["serviceAccountName"] == WORKER_ACCOUNT

@@ -13,7 +13,7 @@ workers dial 127.0.0.1 (no cluster DNS resolves the Service's name here).
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 import yaml
@@ -45,8 +45,15 @@ def _values(namespace: str, port: int) -> dict[str, Any]:
 def _selected_ready_pods(core: kubernetes.client.CoreV1Api, service: kubernetes.client.V1Service) -> set[str]:
     """The pods the Service's endpoints would list: those its selector selects that are ready. (The process-kubelet's
     pods all have the IP 127.0.0.1, which an EndpointSlice cannot hold: the real node's test reads the slices.)"""
+    assert service.spec is not None and service.spec.selector is not None
+    assert service.metadata is not None and service.metadata.namespace is not None
     selector = ",".join(f"{key}={value}" for key, value in service.spec.selector.items())
-    return {pod.metadata.name for pod in pod_installs.ready_pods(core, service.metadata.namespace, selector)}
+    return {_name(pod) for pod in pod_installs.ready_pods(core, service.metadata.namespace, selector)}
+
+
+def _name(pod: kubernetes.client.V1Pod) -> str:
+    assert pod.metadata is not None and pod.metadata.name is not None
+    return pod.metadata.name
 
 
 def test_chart_pods_run_the_example_routine_to_success(
@@ -73,31 +80,36 @@ def test_chart_pods_run_the_example_routine_to_success(
             timeout=60,
             what="the operator pod to pass its readiness probe",
         )
+
+        def two_ready_workers() -> list[kubernetes.client.V1Pod] | None:
+            pods = pod_installs.ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=worker")
+            return pods if len(pods) == 2 else None
+
         workers = waiting.wait_for(
-            lambda: (
-                (pods := pod_installs.ready_pods(core, namespace, f"{instance},app.kubernetes.io/component=worker"))
-                and len(pods) == 2
-                and pods
-            ),
+            two_ready_workers,
             timeout=60,
             what="two ready worker pods",
         )
         # The leader labelled its pod; the Service selects it by that label, and lists it alone.
         (service,) = core.list_namespaced_service(namespace, label_selector=instance).items
         waiting.wait_for(
-            lambda: _selected_ready_pods(core, service) == {operator.metadata.name},
+            lambda: _selected_ready_pods(core, service) == {_name(operator)},
             timeout=30,
             what="the Service to select the leader's pod",
         )
-        labels = core.read_namespaced_pod(operator.metadata.name, namespace).metadata.labels
-        assert labels[electing.LEADER_LABEL] == "true"
+        metadata = core.read_namespaced_pod(_name(operator), namespace).metadata
+        assert metadata is not None and metadata.labels is not None
+        assert metadata.labels[electing.LEADER_LABEL] == "true"
 
         k8s_cluster.kubectl("-n", namespace, "apply", "-f", str(ROUTINE))
         name = yaml.safe_load(ROUTINE.read_text())["metadata"]["name"]
 
         def finished() -> dict[str, Any] | None:
-            routine: dict[str, Any] = routines.get_namespaced_custom_object(
-                manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+            routine = cast(
+                dict[str, Any],
+                routines.get_namespaced_custom_object(
+                    manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+                ),
             )
             phase = routine.get("status", {}).get("phase")
             return routine if phase in ("Succeeded", "Failed", "Cancelled") else None
@@ -106,7 +118,7 @@ def test_chart_pods_run_the_example_routine_to_success(
 
         status = routine["status"]
         assert status["phase"] == "Succeeded", status
-        assert status["worker"] in {pod.metadata.name for pod in workers}
+        assert status["worker"] in {_name(pod) for pod in workers}
         assert status["result"]["parts"] == 4
         assert status["subroutines"]["succeeded"] == 4
-        assert process_kubelet.process(namespace, operator.metadata.name).returncode is None
+        assert process_kubelet.process(namespace, _name(operator)).returncode is None

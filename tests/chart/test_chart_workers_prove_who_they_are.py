@@ -10,7 +10,7 @@ import secrets
 import kubernetes.client
 
 from tests.chart import rendering
-from tests.cluster import kubelet, lookups, waiting
+from tests.cluster import kubelet, lookups, podrunning, waiting
 
 WORKER_ACCOUNT = "workpath-worker"
 
@@ -58,6 +58,7 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
             timeout=60,
             what=f"a ready worker pod of release {release}",
         )
+        assert pod.metadata is not None and pod.metadata.name is not None
         name = pod.metadata.name
         process = process_kubelet.wait_for_process(namespace, name)
         assert process.pid is not None
@@ -68,14 +69,23 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
         assert env["WORKPATH_URL"] == f"ws://{release}-workpath.{namespace}.svc:{rendering.DIRECTIVE_PORT}/v1/workers"
         assert (env["WORKPATH_SLOTS"], env["WORKPATH_POOL"]) == ("3", "reports")
         review = authentication.create_token_review(
-            {"spec": {"token": token, "audiences": [rendering.AUDIENCE]}}
+            kubernetes.client.V1TokenReview.model_validate(
+                {"spec": {"token": token, "audiences": [rendering.AUDIENCE]}}
+            )
         ).status
+        assert review is not None
         assert review.authenticated is True
+        assert review.user is not None
         assert review.user.username == f"system:serviceaccount:{namespace}:{WORKER_ACCOUNT}"
+        assert review.user.extra is not None
         assert review.user.extra["authentication.kubernetes.io/pod-name"] == [name]
         assert review.audiences == [rendering.AUDIENCE]
         # Not an API credential: the API server's own audience refuses it.
-        assert not authentication.create_token_review({"spec": {"token": token}}).status.authenticated
+        refused = authentication.create_token_review(
+            kubernetes.client.V1TokenReview.model_validate({"spec": {"token": token}})
+        ).status
+        assert refused is not None
+        assert not refused.authenticated
 
         # The worker itself runs: it loaded the routines and dials the Service (absent here: no operator).
         waiting.wait_for(
@@ -86,8 +96,13 @@ def test_worker_pod_token_passes_token_review_for_the_operator_audience_only(
         assert process_kubelet.process(namespace, name).returncode is None, process_kubelet.logs(namespace, name)
 
         cluster_helm.uninstall(release, namespace=namespace)
+
+        def stopped() -> podrunning.PodProcess | None:
+            snapshot = process_kubelet.process(namespace, name)
+            return snapshot if snapshot.returncode is not None else None
+
         ended = waiting.wait_for(
-            lambda: (snapshot := process_kubelet.process(namespace, name)).returncode is not None and snapshot,
+            stopped,
             timeout=60,
             what=f"worker {name} to stop after helm uninstall",
         )
