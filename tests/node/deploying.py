@@ -17,7 +17,7 @@ from typing import Any
 import kubernetes.client
 
 from tests.chart import rendering
-from tests.cluster import lookups, manifests, node, waiting
+from tests.cluster import lookups, manifests, models, node, waiting
 from workpath_operator.kube import electing
 
 SLOW_MODULE = """
@@ -77,7 +77,10 @@ def install(
     """Enforce the restricted Pod Security Standard, install the chart, wait until every pod is Ready."""
     core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": SLOW_CONFIGMAP}, "data": {"slow.py": SLOW_MODULE}}
+        namespace,
+        kubernetes.client.V1ConfigMap.model_validate(
+            {"metadata": {"name": SLOW_CONFIGMAP}, "data": {"slow.py": SLOW_MODULE}}
+        ),
     )
     started = time.monotonic()
     release = f"wp-{secrets.token_hex(3)}"
@@ -97,7 +100,11 @@ def ready_pods(
 
     def ready() -> list[kubernetes.client.V1Pod] | None:
         pods = core.list_namespaced_pod(release.namespace, label_selector=release.selector(component)).items
-        good = [pod for pod in pods if pod.metadata.deletion_timestamp is None and lookups.pod_is_ready(pod)]
+        good = [
+            pod
+            for pod in pods
+            if models.required(pod.metadata).deletion_timestamp is None and lookups.pod_is_ready(pod)
+        ]
         return good if len(good) == count else None
 
     return waiting.wait_for(ready, timeout=timeout, what=f"{count} ready {component} pod(s) in {release.namespace}")
@@ -112,7 +119,11 @@ def leader_pod(
 
     def leading() -> kubernetes.client.V1Pod | None:
         pods = core.list_namespaced_pod(release.namespace, label_selector=selector).items
-        good = [pod for pod in pods if pod.metadata.deletion_timestamp is None and lookups.pod_is_ready(pod)]
+        good = [
+            pod
+            for pod in pods
+            if models.required(pod.metadata).deletion_timestamp is None and lookups.pod_is_ready(pod)
+        ]
         return good[0] if len(good) == 1 else None
 
     return waiting.wait_for(leading, timeout=timeout, what=f"the operator's leader pod in {release.namespace}")
@@ -130,10 +141,9 @@ def create_sleep(routines: kubernetes.client.CustomObjectsApi, namespace: str, k
 
 
 def routine(routines: kubernetes.client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = routines.get_namespaced_custom_object(
-        manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name
+    return models.json_object(
+        routines.get_namespaced_custom_object(manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES, name)
     )
-    return found
 
 
 def wait_finished(
@@ -166,4 +176,8 @@ def count_lines(logs: list[str], message: str) -> collections.Counter[str]:
 def worker_logs(core: kubernetes.client.CoreV1Api, release: Release) -> list[str]:
     """The logs of every worker pod that still exists."""
     pods = core.list_namespaced_pod(release.namespace, label_selector=release.selector("worker")).items
-    return [pod_logs(core, release.namespace, pod.metadata.name) for pod in pods if pod.status.phase == "Running"]
+    return [
+        pod_logs(core, release.namespace, models.name(pod))
+        for pod in pods
+        if models.required(pod.status).phase == "Running"
+    ]

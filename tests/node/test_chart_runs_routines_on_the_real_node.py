@@ -12,7 +12,7 @@ import kubernetes.client
 import yaml
 
 from tests.chart import rendering
-from tests.cluster import manifests, node, waiting
+from tests.cluster import manifests, models, node, waiting
 from tests.node import deploying
 
 EXAMPLES = rendering.REPO / "examples"
@@ -24,12 +24,14 @@ def _children(
     """The child Routines of the run, once ``count`` of them have Succeeded (their status is written asynchronously)."""
 
     def succeeded() -> list[dict[str, Any]] | None:
-        listed = routines.list_namespaced_custom_object(
-            manifests.GROUP,
-            manifests.VERSION,
-            namespace,
-            manifests.ROUTINES,
-            label_selector=f"workpath.dev/root-run={run_id}",
+        listed = models.json_object(
+            routines.list_namespaced_custom_object(
+                manifests.GROUP,
+                manifests.VERSION,
+                namespace,
+                manifests.ROUTINES,
+                label_selector=f"workpath.dev/root-run={run_id}",
+            )
         )
         done = [item for item in listed["items"] if item.get("status", {}).get("phase") == "Succeeded"]
         children = [item for item in done if item["metadata"]["name"] != run_id and item["status"].get("parentRunID")]
@@ -52,7 +54,7 @@ def test_chart_runs_the_examples_on_real_pods(
 ) -> None:
     namespace = node_release.namespace
     print(f"helm install -> operator and 2 workers Ready: {node_release.install_seconds:.1f} s")
-    workers = {pod.metadata.name: pod for pod in deploying.ready_pods(core, node_release, "worker", count=2)}
+    workers = {models.name(pod): pod for pod in deploying.ready_pods(core, node_release, "worker", count=2)}
 
     name = _apply_example(node_cluster, namespace, "routine.yaml")
     status = deploying.wait_finished(routines, namespace, name)["status"]
@@ -94,20 +96,21 @@ def test_workers_reach_the_operator_by_its_service_name_with_a_projected_token(
         "-n", namespace, "logs", "-l", node_release.selector("operator"), "--tail=-1"
     ).stdout
     for pod in deploying.ready_pods(core, node_release, "worker", count=2):
-        (container,) = pod.spec.containers
-        env = {variable.name: variable.value for variable in container.env}
+        spec = models.required(pod.spec)
+        (container,) = spec.containers
+        env = {variable.name: variable.value for variable in models.required(container.env)}
         url = urllib.parse.urlsplit(env["WORKPATH_URL"])
         # A DNS name (CoreDNS on the node), not an address: resolved inside the pod, through the ClusterIP.
-        assert url.hostname == f"{service.metadata.name}.{namespace}.svc"
-        projected = [volume.projected for volume in pod.spec.volumes if volume.projected is not None]
+        assert url.hostname == f"{models.name(service)}.{namespace}.svc"
+        projected = [volume.projected for volume in models.required(spec.volumes) if volume.projected is not None]
         audiences = [
             source.service_account_token.audience
             for volume in projected
-            for source in volume.sources
+            for source in models.required(volume.sources)
             if source.service_account_token is not None
         ]
         assert rendering.AUDIENCE in audiences
-        assert pod.spec.security_context.run_as_non_root
-        assert container.security_context.read_only_root_filesystem
+        assert models.required(spec.security_context).run_as_non_root
+        assert models.required(container.security_context).read_only_root_filesystem
         # Ready, and known to the operator: connected and authenticated (a TokenReview of the projected token).
-        assert pod.metadata.name in operator_logs, operator_logs[-3000:]
+        assert models.name(pod) in operator_logs, operator_logs[-3000:]

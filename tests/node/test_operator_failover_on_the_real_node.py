@@ -16,7 +16,7 @@ import time
 
 import kubernetes.client
 
-from tests.cluster import waiting
+from tests.cluster import models, waiting
 from tests.node import deploying
 from workpath_operator.kube import electing
 
@@ -28,17 +28,17 @@ def _service_name(core: kubernetes.client.CoreV1Api, release: deploying.Release)
     (service,) = core.list_namespaced_service(
         release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
     ).items
-    return str(service.metadata.name)
+    return models.name(service)
 
 
 def _endpoint_pods(discovery: kubernetes.client.DiscoveryV1Api, namespace: str, service: str) -> set[str]:
     """The pods the Service's EndpointSlices list as ready: where kube-proxy sends the workers."""
     slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
     return {
-        endpoint.target_ref.name
+        models.required(endpoint.target_ref.name)
         for piece in slices.items
         for endpoint in piece.endpoints or []
-        if endpoint.conditions.ready and endpoint.target_ref is not None
+        if models.required(endpoint.conditions).ready and endpoint.target_ref is not None
     }
 
 
@@ -59,11 +59,11 @@ def _evict(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> None
 
 
 def _holder(coordination: kubernetes.client.CoordinationV1Api, namespace: str, lease: str) -> str:
-    return str(coordination.read_namespaced_lease(lease, namespace).spec.holder_identity or "")
+    return str(models.required(coordination.read_namespaced_lease(lease, namespace).spec).holder_identity or "")
 
 
 def _labelled(core: kubernetes.client.CoreV1Api, namespace: str, pod: str) -> bool:
-    labels = core.read_namespaced_pod(pod, namespace).metadata.labels or {}
+    labels = models.required(core.read_namespaced_pod(pod, namespace).metadata).labels or {}
     return labels.get(electing.LEADER_LABEL) == "true"
 
 
@@ -76,8 +76,8 @@ def test_the_evicted_leaders_endpoint_moves_to_the_standby_and_work_goes_on(
     api = core.api_client
     discovery, coordination = kubernetes.client.DiscoveryV1Api(api), kubernetes.client.CoordinationV1Api(api)
     service = _service_name(core, node_release)
-    leader = deploying.leader_pod(core, node_release).metadata.name
-    (standby,) = {p.metadata.name for p in deploying.ready_pods(core, node_release, "operator", count=2)} - {leader}
+    leader = models.name(deploying.leader_pod(core, node_release))
+    (standby,) = {models.name(p) for p in deploying.ready_pods(core, node_release, "operator", count=2)} - {leader}
     waiting.wait_for(
         lambda: _endpoint_pods(discovery, namespace, service) == {leader},
         timeout=30,
@@ -109,12 +109,12 @@ def test_the_evicted_leaders_endpoint_moves_to_the_standby_and_work_goes_on(
     assert final["phase"] == "Succeeded", final
     assert final["result"] == {"key": "after-failover", "slept": 1}
     # The evicted leader's replacement stands by, ready and unlabelled; the Service keeps the new leader alone.
-    pods = {p.metadata.name for p in deploying.ready_pods(core, node_release, "operator", count=2, timeout=120)}
+    pods = {models.name(p) for p in deploying.ready_pods(core, node_release, "operator", count=2, timeout=120)}
     (replacement,) = pods - {standby}
     assert replacement != leader
     assert not _labelled(core, namespace, replacement)
     assert _endpoint_pods(discovery, namespace, service) == {standby}
-    assert deploying.leader_pod(core, node_release).metadata.name == standby
+    assert models.name(deploying.leader_pod(core, node_release)) == standby
     figures = {
         "evicted_to_lease": round(leased - evicted, 2),
         "evicted_to_endpoint": round(switched - evicted, 2),

@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes.client
 
-from tests.cluster import manifests, waiting
+from tests.cluster import manifests, models, waiting
 from tests.node import deploying
 
 
@@ -48,7 +48,7 @@ def test_worker_pod_deleted_mid_run_hands_the_run_to_another_pod(
     assert final["worker"] != victim
     assert final["result"] == {"key": key, "slept": 15}
     survivors = deploying.ready_pods(core, node_release, "worker", count=2, timeout=120)
-    assert victim not in {pod.metadata.name for pod in survivors}
+    assert victim not in {models.name(pod) for pod in survivors}
     assert deploying.count_lines(deploying.worker_logs(core, node_release), "sleep finished")[key] == 1
     assert _succeeded_events(core, namespace, key) == 1
 
@@ -69,7 +69,7 @@ def test_operator_pod_deleted_mid_load_loses_nothing_and_runs_nothing_twice(
     )
     leader = deploying.leader_pod(core, node_release)
 
-    core.delete_namespaced_pod(leader.metadata.name, namespace)
+    core.delete_namespaced_pod(models.name(leader), namespace)
     finals = {key: deploying.wait_finished(routines, namespace, key, timeout=180)["status"] for key in keys}
 
     assert {key: status["phase"] for key, status in finals.items()} == dict.fromkeys(keys, "Succeeded")
@@ -78,6 +78,8 @@ def test_operator_pod_deleted_mid_load_loses_nothing_and_runs_nothing_twice(
     assert {key: started[key] for key in keys} == dict.fromkeys(keys, 1)
     assert {key: finished[key] for key in keys} == dict.fromkeys(keys, 1)
     new_leader = deploying.leader_pod(core, node_release, timeout=120)
-    assert new_leader.metadata.name != leader.metadata.name
-    listed = routines.list_namespaced_custom_object(manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES)
+    assert models.name(new_leader) != models.name(leader)
+    listed = models.json_object(
+        routines.list_namespaced_custom_object(manifests.GROUP, manifests.VERSION, namespace, manifests.ROUTINES)
+    )
     assert {item["metadata"]["name"] for item in listed["items"]} >= set(keys)

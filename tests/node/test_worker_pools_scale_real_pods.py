@@ -19,7 +19,7 @@ import kubernetes.client
 import pytest
 
 from tests.chart import rendering
-from tests.cluster import lookups, manifests, node, waiting
+from tests.cluster import lookups, manifests, models, node, waiting
 from tests.kube import worker_pools
 from tests.node import deploying
 
@@ -80,12 +80,13 @@ def _archive(api: kubernetes.client.ApiClient, namespace: str, name: str, *, sec
 
 def _ready_pods(api: kubernetes.client.ApiClient, namespace: str, pool: str, count: int) -> list[Any]:
     """The pool's pods once exactly ``count`` of them are Ready (none being deleted)."""
+
+    def ready() -> list[Any] | None:
+        found = worker_pools.pods(api, namespace, pool)
+        return found if len(found) == count and all(lookups.pod_is_ready(pod) for pod in found) else None
+
     return waiting.wait_for(
-        lambda: (
-            len(found := worker_pools.pods(api, namespace, pool)) == count
-            and all(lookups.pod_is_ready(pod) for pod in found)
-            and found
-        ),
+        ready,
         timeout=90,
         what=f"{count} Ready pods of pool {pool}",
         interval=0.2,
@@ -112,9 +113,9 @@ def _worker_url(api: kubernetes.client.ApiClient, release: deploying.Release) ->
         .list_namespaced_deployment(release.namespace, label_selector=release.selector("operator"))
         .items
     )
-    args = list(operator.spec.template.spec.containers[0].command)
+    args = list(models.required(models.required(models.required(operator.spec).template.spec).containers[0].command))
     url = str(args[args.index("--worker-url") + 1])
-    assert urllib.parse.urlsplit(url).hostname == f"{service.metadata.name}.{release.namespace}.svc", url
+    assert urllib.parse.urlsplit(url).hostname == f"{models.name(service)}.{release.namespace}.svc", url
     return url
 
 
@@ -189,7 +190,7 @@ def test_a_scale_down_of_real_pods_lets_the_idle_go_and_keeps_the_busy_one_until
         timeout=30,
         what="Routine long to run on a worker",
     )
-    idle = {pod.metadata.name for pod in worker_pools.pods(api, namespace, pool)} - {busy}
+    idle = {models.name(pod) for pod in worker_pools.pods(api, namespace, pool)} - {busy}
     assert len(idle) == 2
 
     # Demand drops to the one running run: one worker is enough, and it must be the busy one.
@@ -197,13 +198,15 @@ def test_a_scale_down_of_real_pods_lets_the_idle_go_and_keeps_the_busy_one_until
     worker_pools.patch(api, namespace, pool, {"minReplicas": 0})
     worker_pools.wait_for_replicas(api, namespace, pool, 1, timeout=20)
     waiting.wait_for(
-        lambda: [pod.metadata.name for pod in worker_pools.pods(api, namespace, pool)] == [busy],
+        lambda: [models.name(pod) for pod in worker_pools.pods(api, namespace, pool)] == [busy],
         timeout=30,
         what=f"only the busy pod {busy} to stay",
     )
     let_go = time.monotonic()
     (kept,) = worker_pools.pods(api, namespace, pool)
-    assert kept.metadata.annotations["controller.kubernetes.io/pod-deletion-cost"] == "1"
+    assert (
+        models.required(models.required(kept.metadata).annotations)["controller.kubernetes.io/pod-deletion-cost"] == "1"
+    )
     assert (_status(api, namespace, "long")["phase"], _status(api, namespace, "long")["attempt"]) == ("Running", 1)
     scaled_down = [message for reason, message in worker_pools.events(api, namespace, pool) if reason == "ScaledDown"]
     assert any(
@@ -214,8 +217,8 @@ def test_a_scale_down_of_real_pods_lets_the_idle_go_and_keeps_the_busy_one_until
 
     # The busy pod's own log counts the executions, read before the pool may let it go.
     core = kubernetes.client.CoreV1Api(api)
-    logs: str = waiting.wait_for(
-        lambda: "report archived" in (text := deploying.pod_logs(core, namespace, busy)) and text,
+    logs = waiting.wait_for(
+        lambda: text if "report archived" in (text := deploying.pod_logs(core, namespace, busy)) else None,
         timeout=40,
         what=f"the run to finish in pod {busy}",
         interval=0.2,
