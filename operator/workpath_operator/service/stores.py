@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import sqlite3
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from workpath import directives
-from workpath_operator.service import aiotasks, measures, runs
+from workpath_operator.service import measures, runs
 
 logger = logging.getLogger("workpath.store")
 
@@ -171,6 +172,7 @@ class SqliteRunStore(MemoryRunStore):
         self._dirty: dict[directives.RunID, runs.Run] = {}
         self._db: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         #: The number of the last change, and of the last one committed.
         self._changes = 0
         self._committed = 0
@@ -193,6 +195,7 @@ class SqliteRunStore(MemoryRunStore):
     async def start(self) -> None:
         self._db = sqlite3.connect(self._path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        self._closing.clear()
         self._task = asyncio.create_task(self._flush_forever(), name="workpath-sqlite-flush")
 
     async def load(self) -> list[runs.Run]:
@@ -216,8 +219,14 @@ class SqliteRunStore(MemoryRunStore):
         return loaded
 
     async def close(self) -> None:
-        await aiotasks.cancel_and_wait([self._task])
-        self._task = None
+        # The flusher is asked to stop, not cancelled: a cancelled flush would leave its write running in a thread
+        # on the connection this one then writes to and closes.
+        self._closing.set()
+        if self._task is not None:
+            (outcome,) = await asyncio.gather(self._task, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                logger.error("the flusher of %s failed: %r", self._path, outcome)
+            self._task = None
         await self._flush()
         if self._db is not None:
             self._db.close()
@@ -226,8 +235,10 @@ class SqliteRunStore(MemoryRunStore):
             self._barriers.popleft()[1].cancel()
 
     async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_interval):
+                    await self._closing.wait()
             try:
                 await self._flush()
             except sqlite3.Error:
