@@ -283,7 +283,7 @@ class Connection:
     async def _read(self, ws: Socket) -> str | None:
         """Handle frames until the connection closes; return why it closed."""
         decode = directives.decode_from_service
-        batching = ws.protocol == directives.BATCHES
+        batching = self._batching
         text = aiohttp.WSMsgType.TEXT
         while True:
             message = await ws.receive()
@@ -323,7 +323,7 @@ class Connection:
         """The single writer: send queued frames in order; end once stopping and flushed."""
         outbox = self._outbox
         wake = self._wake
-        batching = ws.protocol == directives.BATCHES
+        batching = self._batching
         while True:
             if self._deferred:  # before every frame: a report deferred waits for one frame at most
                 self._send_deferred()

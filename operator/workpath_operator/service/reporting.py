@@ -33,10 +33,7 @@ class ReportHandlers:
         run = self._held(session, report.run_id, report.attempt, report.KEY)
         if run is None:
             return
-        if report.started_at is not None:  # the run's starting, folded into this report
-            self._dispatcher.start(run, session, started_at=report.started_at)
-        if run.started_at is None:
-            run.started_at = report.completed_at
+        self._ended(run, session, report)
         limit = self._max_result_bytes
         if size > limit:
             self._dispatcher.finish(
@@ -61,11 +58,21 @@ class ReportHandlers:
         run = self._held(session, report.run_id, report.attempt, report.KEY)
         if run is None:
             return
-        if report.started_at is not None:  # the run's starting, folded into this report
+        self._ended(run, session, report)
+        self._dispatcher.fail(run, report.error, completed_at=report.completed_at)
+
+    def _ended(
+        self,
+        run: runs.Run,
+        session: sessions.WorkerSession,
+        report: directives.RoutineCompleted | directives.RoutineFailed,
+    ) -> None:
+        """Before a final report is applied: its folded ``starting`` first, if it carries one; a run whose start
+        was never reported started, as far as anyone knows, when it ended."""
+        if report.started_at is not None:
             self._dispatcher.start(run, session, started_at=report.started_at)
         if run.started_at is None:
             run.started_at = report.completed_at
-        self._dispatcher.fail(run, report.error, completed_at=report.completed_at)
 
     def released(self, session: sessions.WorkerSession, report: directives.Released) -> None:
         run = self._held(session, report.run_id, report.attempt, report.KEY)

@@ -36,6 +36,7 @@ class WorkerSession:
     """One worker, known by its worker ID."""
 
     __slots__ = (
+        "_batching",
         "_busy",
         "_connection",
         "_cordoned",
@@ -81,6 +82,7 @@ class WorkerSession:
         self._last_pulse: datetime.datetime | None = None
         self._outbox: collections.deque[str] = collections.deque()
         self._deferred: dict[Hashable, Callable[[], str]] = {}
+        self._batching = False
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -213,6 +215,7 @@ class WorkerSession:
         """
         self._holder = holder
         self._ws = ws
+        self._batching = ws.ws_protocol == directives.BATCHES
         self._connection += 1
         self._received = 1
         self._durable = 0
@@ -303,7 +306,7 @@ class WorkerSession:
         """
         if self._ws is None:
             return
-        if self._ws.ws_protocol != directives.BATCHES:
+        if not self._batching:
             self.send(frame())
             return
         self._deferred[key] = frame
